@@ -1,0 +1,174 @@
+/**
+ * Every setting comes from the environment, parsed here once with zod. A bad value stops
+ * start-up with one message listing every bad variable. `.env-template` lists exactly the
+ * variables in SETTINGS (a unit test holds the two together).
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+import { RUNTIMES, RuntimeSchema, type Runtime } from "./schemas/runtime.js";
+
+const bool = z.stringbool({ truthy: ["true", "1", "yes", "on"], falsy: ["false", "0", "no", "off", ""] });
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalString = z.string().trim().optional().transform((v) => (v === "" ? undefined : v));
+
+/** name → [schema, description]. Defaults live in the schemas. */
+export const SETTINGS = {
+  NATS_URL: [optionalString, "NATS server(s), comma-separated. Unset: `moonmind dev` starts a local nats-server."],
+  NATS_CREDS: [optionalString, "Path of a NATS credentials (.creds) file for the runtime's own connection."],
+  NATS_SERVER_BIN: [optionalString, "nats-server binary for `moonmind dev` and the tests (default: .tools/, then PATH)."],
+  MOONMIND_LOG_LEVEL: [z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"), "pino log level."],
+  MOONMIND_DATA_DIR: [z.string().default("./var"), "Where `moonmind dev` keeps the NATS store, workspaces and auth volumes."],
+  MOONMIND_DEFAULT_TASK_RUNTIME: [RuntimeSchema.default("codex"), "Runtime for jobs that name none."],
+  MOONMIND_CODEX_SHARDS: [int(1, 64).default(3), "Shard count for codex jobs (1-64)."],
+  MOONMIND_CLAUDE_SHARDS: [int(1, 64).default(1), "Shard count for claude jobs (1-64)."],
+  MOONMIND_GEMINI_SHARDS: [int(1, 64).default(1), "Shard count for gemini jobs (1-64)."],
+  MOONMIND_STREAM_REPLICAS: [int(1, 5).default(1), "JetStream replicas for streams and buckets (3 on a cluster)."],
+  MOONMIND_ACK_WAIT_MS: [int(2_000, 3_600_000).default(30_000), "Ack wait of job consumers; running jobs keep it alive."],
+  MOONMIND_MAX_DELIVER: [int(2, 1_000).default(20), "Deliveries of one job message before it is dead-lettered."],
+  MOONMIND_MAX_PAYLOAD_BYTES: [int(1_024, 1_048_576).default(65_536), "Largest job request accepted on jobs.submit."],
+  MOONMIND_DUPLICATE_WINDOW_MS: [int(600_000, 86_400_000).default(1_200_000), "JOBS dedupe window for Nats-Msg-Id (>= 10 min)."],
+  MOONMIND_WORKER_ID: [optionalString, "Worker id (letters, digits, '-', '_'). Default: host-pid-random."],
+  MOONMIND_WORKER_RUNTIMES: [z.string().default("codex"), "Runtimes this worker serves, comma-separated."],
+  MOONMIND_WORKER_SHARDS: [optionalString, "Shards to bind: '0,2' for every runtime or 'codex:0,codex:1,claude:0'. Default: all."],
+  MOONMIND_WORKER_CONCURRENCY: [int(1, 256).default(1), "Jobs one worker runs at once."],
+  MOONMIND_HEARTBEAT_MS: [int(200, 60_000).default(5_000), "Worker heartbeat period."],
+  MOONMIND_WORKER_TTL_MS: [int(1_000, 600_000).default(15_000), "A worker silent this long is considered gone."],
+  MOONMIND_PULL_EXPIRES_MS: [int(1_000, 60_000).default(1_000), "Long-poll of one pull request on a shard consumer."],
+  MOONMIND_JOB_TIMEOUT_MS: [int(1_000, 86_400_000).default(3_600_000), "Longest a job's agent may run."],
+  MOONMIND_KILL_GRACE_MS: [int(0, 600_000).default(10_000), "SIGTERM to SIGKILL grace for an agent process."],
+  MOONMIND_STOP_GRACE_MS: [int(0, 3_600_000).default(30_000), "On shutdown, how long running jobs may finish before they are handed back."],
+  MOONMIND_RETRY_BACKOFF_MS: [int(0, 3_600_000).default(5_000), "First retry delay; doubles per attempt."],
+  MOONMIND_RETRY_BACKOFF_MAX_MS: [int(0, 86_400_000).default(300_000), "Largest retry delay."],
+  MOONMIND_LOG_BATCH_MS: [int(10, 60_000).default(250), "Agent output is flushed to logs.jobs.<id> at least this often."],
+  MOONMIND_LOG_BATCH_LINES: [int(1, 10_000).default(100), "…or when this many lines are waiting."],
+  MOONMIND_WORKDIR: [optionalString, "Parent directory of job workspaces (default: <data dir>/workspaces)."],
+  MOONMIND_KEEP_WORKSPACES: [bool.default(false), "Keep each job's workspace after it finishes."],
+  MOONMIND_GIT_BASE_URL: [z.url().default("https://github.com"), "Base URL that 'owner/name' repositories resolve against."],
+  MOONMIND_ALLOW_LOCAL_REPOS: [bool.default(false), "Accept local paths and file:// repositories (development and tests)."],
+  MOONMIND_CODEX_BIN: [z.string().default("codex"), "Codex CLI binary."],
+  MOONMIND_CODEX_MODEL: [optionalString, "Model for codex jobs that name none."],
+  MOONMIND_CODEX_SANDBOX: [z.enum(["read-only", "workspace-write", "danger-full-access"]).default("workspace-write"), "codex exec --sandbox mode."],
+  CODEX_VOLUME_NAME: [z.string().default("codex_auth_volume"), "Name of the volume holding the codex login (for messages)."],
+  CODEX_VOLUME_PATH: [z.string().default("/var/lib/codex-auth"), "Where the codex login volume is mounted (CODEX_HOME)."],
+} as const satisfies Record<string, readonly [z.ZodType, string]>;
+
+type Settings = typeof SETTINGS;
+export type Env = { [K in keyof Settings]: z.output<Settings[K][0]> };
+
+export interface ShardBinding {
+  runtime: Runtime;
+  shard: number;
+}
+
+export interface Config {
+  env: Env;
+  shardCounts: Record<Runtime, number>;
+  workerId: string;
+  workerRuntimes: Runtime[];
+  /** Every (runtime, shard) consumer this worker binds. */
+  workerShards: ShardBinding[];
+  workdir: string;
+}
+
+const envSchema = z.object(
+  Object.fromEntries(Object.entries(SETTINGS).map(([k, [schema]]) => [k, schema])) as {
+    [K in keyof Settings]: Settings[K][0];
+  },
+);
+
+export function defaultWorkerId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 40) || "worker";
+  return `${host}-${process.pid}-${randomBytes(2).toString("hex")}`;
+}
+
+/** Parses the environment; throws ConfigError naming every bad variable at once. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? "?");
+      const raw = source[name];
+      problems.push(`${name}=${JSON.stringify(raw ?? "")}: ${issue.message}`);
+    }
+    throw configError(problems);
+  }
+  const env = parsed.data as Env;
+  const shardCounts: Record<Runtime, number> = {
+    codex: env.MOONMIND_CODEX_SHARDS,
+    claude: env.MOONMIND_CLAUDE_SHARDS,
+    gemini: env.MOONMIND_GEMINI_SHARDS,
+  };
+
+  const workerRuntimes = parseRuntimeList(env.MOONMIND_WORKER_RUNTIMES, problems);
+  const workerShards = parseShardList(env.MOONMIND_WORKER_SHARDS, workerRuntimes, shardCounts, problems);
+  const workerId = env.MOONMIND_WORKER_ID ?? defaultWorkerId();
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(workerId)) {
+    problems.push(`MOONMIND_WORKER_ID=${JSON.stringify(workerId)}: use only letters, digits, '-' and '_'`);
+  }
+  if (env.MOONMIND_RETRY_BACKOFF_MAX_MS < env.MOONMIND_RETRY_BACKOFF_MS) {
+    problems.push("MOONMIND_RETRY_BACKOFF_MAX_MS: must not be smaller than MOONMIND_RETRY_BACKOFF_MS");
+  }
+  if (problems.length > 0) throw configError(problems);
+  return {
+    env,
+    shardCounts,
+    workerId,
+    workerRuntimes,
+    workerShards,
+    workdir: env.MOONMIND_WORKDIR ?? `${env.MOONMIND_DATA_DIR}/workspaces`,
+  };
+}
+
+function configError(problems: string[]): ConfigError {
+  return new ConfigError(
+    `invalid configuration (${problems.length} variable${problems.length === 1 ? "" : "s"}):\n  ` +
+      problems.join("\n  "),
+    { remedy: "fix these environment variables (see .env-template and the README's configuration table)" },
+  );
+}
+
+function parseRuntimeList(raw: string, problems: string[]): Runtime[] {
+  const names = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = names.filter((n) => !(RUNTIMES as readonly string[]).includes(n));
+  if (names.length === 0 || bad.length > 0) {
+    problems.push(`MOONMIND_WORKER_RUNTIMES=${JSON.stringify(raw)}: expected a comma-separated list of ${RUNTIMES.join(", ")}`);
+    return [];
+  }
+  return [...new Set(names as Runtime[])];
+}
+
+function parseShardList(
+  raw: string | undefined,
+  runtimes: Runtime[],
+  counts: Record<Runtime, number>,
+  problems: string[],
+): ShardBinding[] {
+  const all = runtimes.flatMap((runtime) => Array.from({ length: counts[runtime] }, (_, shard) => ({ runtime, shard })));
+  if (raw === undefined) return all;
+  const out = new Map<string, ShardBinding>();
+  for (const part of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(?:([a-z]+):)?(\d+)(?:-(\d+))?$/.exec(part);
+    const runtime = m?.[1] as Runtime | undefined;
+    if (!m || (runtime !== undefined && !runtimes.includes(runtime))) {
+      problems.push(
+        `MOONMIND_WORKER_SHARDS: '${part}' is not '<n>', '<a>-<b>' or '<runtime>:<n>' for a runtime in MOONMIND_WORKER_RUNTIMES`,
+      );
+      continue;
+    }
+    const from = Number(m[2]);
+    const to = m[3] === undefined ? from : Number(m[3]);
+    for (const rt of runtime ? [runtime] : runtimes) {
+      for (let shard = from; shard <= to; shard++) {
+        if (shard >= counts[rt]) {
+          problems.push(`MOONMIND_WORKER_SHARDS: ${rt} shard ${shard} does not exist (it has ${counts[rt]} shards)`);
+          continue;
+        }
+        out.set(`${rt}:${shard}`, { runtime: rt, shard });
+      }
+    }
+  }
+  return [...out.values()];
+}

@@ -1,0 +1,42 @@
+/** One way to connect: reconnect forever, a name per process, optional .creds. */
+import { readFileSync } from "node:fs";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
+import { ConfigError } from "../errors.js";
+
+export interface ConnectOptions {
+  servers: string;
+  name: string;
+  credsFile?: string | undefined;
+  /** Give up the first connect after this long instead of waiting forever. */
+  timeoutMs?: number;
+}
+
+export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
+  let authenticator;
+  if (opts.credsFile) {
+    try {
+      authenticator = credsAuthenticator(readFileSync(opts.credsFile));
+    } catch (err) {
+      throw new ConfigError(`cannot read NATS_CREDS file ${opts.credsFile}`, {
+        cause: err,
+        remedy: "point NATS_CREDS at a readable .creds file or unset it",
+      });
+    }
+  }
+  try {
+    return await natsConnect({
+      servers: opts.servers.split(",").map((s) => s.trim()).filter(Boolean),
+      name: opts.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1_000,
+      timeout: opts.timeoutMs ?? 10_000,
+      ...(authenticator ? { authenticator } : {}),
+    });
+  } catch (err) {
+    throw new ConfigError(`cannot connect to NATS at ${opts.servers}: ${(err as Error).message}`, {
+      cause: err,
+      remedy: "start the stack with `npm start`, or set NATS_URL to a reachable server",
+    });
+  }
+}

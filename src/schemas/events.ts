@@ -1,0 +1,118 @@
+/**
+ * Status events: `status.jobs.<jobId>.<type>` and `status.workers.<workerId>.<type>`.
+ * Every event carries `{ type, at, jobId | workerId }`; the rest depends on the type.
+ */
+import { z } from "zod";
+import { OutcomeSchema, PreflightStatusSchema, RunErrorSchema, RunStateSchema } from "./run.js";
+import { RuntimeSchema } from "./runtime.js";
+
+const jobBase = { at: z.string(), jobId: z.string() };
+const onWorker = { workerId: z.string(), attempt: z.number().int() };
+
+export const JobEventSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("accepted"), ...jobBase, runtime: RuntimeSchema, repository: z.string() }),
+  z.object({ type: z.literal("rejected"), ...jobBase, reason: z.string(), field: z.string().optional() }),
+  z.object({
+    type: z.literal("routed"),
+    ...jobBase,
+    runtime: RuntimeSchema,
+    shard: z.number().int(),
+    subject: z.string(),
+    consumer: z.string(),
+    key: z.string(),
+  }),
+  z.object({ type: z.literal("claimed"), ...jobBase, ...onWorker }),
+  z.object({
+    type: z.literal("preflight"),
+    ...jobBase,
+    ...onWorker,
+    status: PreflightStatusSchema,
+    message: z.string(),
+  }),
+  z.object({ type: z.literal("started"), ...jobBase, ...onWorker, runtime: RuntimeSchema }),
+  z.object({ type: z.literal("progress"), ...jobBase, ...onWorker, message: z.string() }),
+  z.object({
+    type: z.literal("succeeded"),
+    ...jobBase,
+    ...onWorker,
+    outcome: OutcomeSchema,
+    summary: z.string().optional(),
+    artifacts: z.array(z.string()),
+    durationMs: z.number().int(),
+  }),
+  z.object({
+    type: z.literal("failed"),
+    ...jobBase,
+    workerId: z.string().optional(),
+    attempt: z.number().int().optional(),
+    state: RunStateSchema,
+    error: RunErrorSchema,
+  }),
+  z.object({ type: z.literal("cancelled"), ...jobBase, workerId: z.string().optional(), reason: z.string() }),
+  z.object({
+    type: z.literal("retrying"),
+    ...jobBase,
+    ...onWorker,
+    delayMs: z.number().int(),
+    error: RunErrorSchema,
+  }),
+]);
+export type JobEvent = z.infer<typeof JobEventSchema>;
+export type JobEventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>;
+
+const workerBase = { at: z.string(), workerId: z.string() };
+
+export const WorkerEventSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("online"),
+    ...workerBase,
+    runtimes: z.array(RuntimeSchema),
+    shards: z.array(z.string()),
+    concurrency: z.number().int(),
+    version: z.string(),
+  }),
+  z.object({ type: z.literal("heartbeat"), ...workerBase, inFlight: z.array(z.string()) }),
+  z.object({
+    type: z.literal("preflight"),
+    ...workerBase,
+    runtime: RuntimeSchema,
+    status: PreflightStatusSchema,
+    message: z.string(),
+    checkedAt: z.string(),
+    volume: z.string().optional(),
+  }),
+  z.object({ type: z.literal("diagnostics"), ...workerBase, detail: z.record(z.string(), z.unknown()) }),
+  z.object({ type: z.literal("paused"), ...workerBase, runtime: RuntimeSchema, reason: z.string() }),
+  z.object({ type: z.literal("resumed"), ...workerBase, runtime: RuntimeSchema }),
+  z.object({ type: z.literal("draining"), ...workerBase, inFlight: z.array(z.string()) }),
+  z.object({ type: z.literal("offline"), ...workerBase, reason: z.string() }),
+]);
+export type WorkerEvent = z.infer<typeof WorkerEventSchema>;
+
+/** The worker's entry in KV `workers`, refreshed by every heartbeat. */
+export const WorkerRecordSchema = z.object({
+  workerId: z.string(),
+  runtimes: z.array(RuntimeSchema),
+  shards: z.array(z.string()),
+  concurrency: z.number().int(),
+  inFlight: z.array(z.string()),
+  state: z.string(),
+  version: z.string(),
+  startedAt: z.string(),
+  heartbeatAt: z.string(),
+});
+export type WorkerRecord = z.infer<typeof WorkerRecordSchema>;
+
+/** What intake copies to `dead.jobs.<id>`. */
+export const DeadLetterSchema = z.object({
+  jobId: z.string(),
+  at: z.string(),
+  stage: z.enum(["intake", "worker"]),
+  reason: z.string(),
+  field: z.string().optional(),
+  subject: z.string(),
+  /** The original message, secret-looking values redacted, truncated when oversized. */
+  original: z.unknown(),
+  truncated: z.boolean().optional(),
+});
+export type DeadLetter = z.infer<typeof DeadLetterSchema>;

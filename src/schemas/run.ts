@@ -1,0 +1,67 @@
+/** The run record in KV `runs` (key = job id). Every write is compare-and-set on its revision. */
+import { z } from "zod";
+import { JobRequestSchema } from "./job.js";
+import { IdSchema, RuntimeSchema } from "./runtime.js";
+
+export const RUN_STATES = ["queued", "running", "succeeded", "failed", "cancelled", "dead_letter"] as const;
+export const RunStateSchema = z.enum(RUN_STATES);
+export type RunState = z.infer<typeof RunStateSchema>;
+export const TERMINAL_RUN_STATES: readonly RunState[] = ["succeeded", "failed", "cancelled", "dead_letter"];
+
+export const OUTCOMES = ["NO_CHANGES", "CHANGES_READY", "PUBLISHED_BRANCH", "PUBLISHED_PR", "FAILED", "CANCELLED"] as const;
+export const OutcomeSchema = z.enum(OUTCOMES);
+export type Outcome = z.infer<typeof OutcomeSchema>;
+
+export const PreflightStatusSchema = z.enum(["passed", "failed", "skipped"]);
+export type PreflightStatus = z.infer<typeof PreflightStatusSchema>;
+
+export const PreflightResultSchema = z.object({
+  status: PreflightStatusSchema,
+  message: z.string(),
+  checkedAt: z.string(),
+  volume: z.string().optional(),
+});
+export type PreflightResult = z.infer<typeof PreflightResultSchema>;
+
+export const RunErrorSchema = z.object({ code: z.string(), message: z.string() });
+export type RunError = z.infer<typeof RunErrorSchema>;
+
+export const RunRecordSchema = z.object({
+  jobId: IdSchema,
+  state: RunStateSchema,
+  runtime: RuntimeSchema,
+  repository: z.string(),
+  shard: z.number().int().min(0),
+  subject: z.string(),
+  consumer: z.string(),
+  workerId: z.string().optional(),
+  attempts: z.number().int().min(0),
+  maxAttempts: z.number().int().min(1),
+  preflight: PreflightResultSchema.optional(),
+  diagnostics: z.object({
+    queue: z.string(),
+    consumer: z.string(),
+    pending: z.number().int().optional(),
+    volumeName: z.string().optional(),
+    volumePath: z.string().optional(),
+  }),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  claimedAt: z.string().optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  nextAttemptAt: z.string().optional(),
+  result: z
+    .object({
+      outcome: OutcomeSchema,
+      summary: z.string().optional(),
+      exitCode: z.number().int().optional(),
+      durationMs: z.number().int().optional(),
+      error: RunErrorSchema.optional(),
+    })
+    .optional(),
+  lastError: RunErrorSchema.optional(),
+  artifacts: z.array(z.string()),
+  request: JobRequestSchema,
+});
+export type RunRecord = z.infer<typeof RunRecordSchema>;

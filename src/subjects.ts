@@ -1,0 +1,123 @@
+/**
+ * The one place where subject, stream, consumer and bucket names are built.
+ * Every name here is public API (see the design contract): change it only together
+ * with the README, nats.conf, compose file and tests.
+ */
+import { RUNTIMES, type Runtime } from "./schemas/runtime.js";
+
+export const STREAMS = {
+  jobs: "JOBS",
+  status: "STATUS",
+  logs: "LOGS",
+  dead: "DEAD",
+} as const;
+
+export const BUCKETS = {
+  runs: "runs",
+  workers: "workers",
+} as const;
+
+export const OBJECT_STORES = {
+  artifacts: "artifacts",
+} as const;
+
+export const SUBJECTS = {
+  submit: "jobs.submit",
+  /** Every shard subject of every runtime, as captured by the JOBS stream. */
+  allShards: "jobs.*.shard.*",
+  status: "status.>",
+  logs: "logs.jobs.*",
+  dead: "dead.jobs.*",
+} as const;
+
+export const JOB_EVENTS = [
+  "accepted",
+  "rejected",
+  "routed",
+  "claimed",
+  "preflight",
+  "started",
+  "progress",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "retrying",
+] as const;
+export type JobEventType = (typeof JOB_EVENTS)[number];
+
+export const WORKER_EVENTS = [
+  "online",
+  "heartbeat",
+  "preflight",
+  "diagnostics",
+  "paused",
+  "resumed",
+  "draining",
+  "offline",
+] as const;
+export type WorkerEventType = (typeof WORKER_EVENTS)[number];
+
+/** The consumer on jobs.submit that the intake replicas share. */
+export const INTAKE_CONSUMER = "intake";
+
+export function shardSubject(runtime: Runtime, shard: number): string {
+  return `jobs.${runtime}.shard.${shard}`;
+}
+
+export function shardConsumer(runtime: Runtime, shard: number): string {
+  return `${runtime}-shard-${shard}`;
+}
+
+/** Parses `jobs.<runtime>.shard.<n>` back into its parts; undefined for any other subject. */
+export function parseShardSubject(subject: string): { runtime: Runtime; shard: number } | undefined {
+  const m = /^jobs\.([a-z]+)\.shard\.(\d+)$/.exec(subject);
+  if (!m) return undefined;
+  const runtime = m[1] as Runtime;
+  if (!RUNTIMES.includes(runtime)) return undefined;
+  return { runtime, shard: Number(m[2]) };
+}
+
+/**
+ * Job and worker ids become subject tokens: they must not contain `.`, `*`, `>` or
+ * whitespace. The schemas enforce this; the helpers below trust it.
+ */
+export function jobEventSubject(jobId: string, event: JobEventType): string {
+  return `status.jobs.${jobId}.${event}`;
+}
+
+/** Subscription filter for one job's events (or every job's with `*`). */
+export function jobEventFilter(jobId = "*"): string {
+  return `status.jobs.${jobId}.*`;
+}
+
+export function workerEventSubject(workerId: string, event: WorkerEventType): string {
+  return `status.workers.${workerId}.${event}`;
+}
+
+export function workerEventFilter(workerId = "*"): string {
+  return `status.workers.${workerId}.*`;
+}
+
+export function jobLogSubject(jobId: string): string {
+  return `logs.jobs.${jobId}`;
+}
+
+export function deadSubject(jobId: string): string {
+  return `dead.jobs.${jobId}`;
+}
+
+export const ARTIFACTS = {
+  outputLog: "output.log",
+  changesPatch: "changes.patch",
+  lastMessage: "last-message.md",
+} as const;
+export type ArtifactName = (typeof ARTIFACTS)[keyof typeof ARTIFACTS];
+
+export function artifactKey(jobId: string, name: ArtifactName): string {
+  return `${jobId}/${name}`;
+}
+
+export const SERVICES = {
+  ops: "moonmind-ops",
+  worker: "moonmind-worker",
+} as const;
