@@ -81,7 +81,10 @@ export interface JobContext extends JobMachineInput {
   settlement: Settlement;
 }
 
-export type JobMachineEvent = { type: "CANCEL"; reason: string };
+export type JobMachineEvent =
+  | { type: "CANCEL"; reason: string }
+  /** The worker is stopping: stop the agent and hand the job back at once, no attempt spent. */
+  | { type: "RELEASE"; reason: string };
 
 export interface FailureInput {
   job: JobRequest;
@@ -222,6 +225,15 @@ export const jobMachine = setup({
       },
     },
     preflight: {
+      on: {
+        RELEASE: {
+          target: "#job.requeueing",
+          actions: assign({
+            requeueDelayMs: 0,
+            error: ({ event }) => ({ code: "WORKER_STOPPING", message: event.reason }),
+          }),
+        },
+      },
       invoke: {
         src: "preflight",
         input: ({ context }) => ({ job: context.job, attempt: context.attempt }),
@@ -262,6 +274,15 @@ export const jobMachine = setup({
       },
     },
     preparing: {
+      on: {
+        RELEASE: {
+          target: "#job.requeueing",
+          actions: assign({
+            requeueDelayMs: 0,
+            error: ({ event }) => ({ code: "WORKER_STOPPING", message: event.reason }),
+          }),
+        },
+      },
       invoke: {
         src: "prepareWorkspace",
         input: ({ context }) => ({ job: context.job, attempt: context.attempt }),
@@ -323,7 +344,16 @@ export const jobMachine = setup({
           }),
         },
       },
-      on: { CANCEL: { target: "cancelling" } },
+      on: {
+        CANCEL: { target: "cancelling" },
+        RELEASE: {
+          target: "requeueing",
+          actions: assign({
+            requeueDelayMs: 0,
+            error: ({ event }) => ({ code: "WORKER_STOPPING", message: event.reason }),
+          }),
+        },
+      },
       initial: "alive",
       states: {
         alive: { after: { keepAlive: { target: "alive", reenter: true, actions: "keepAlive" } } },
@@ -438,7 +468,7 @@ export const jobMachine = setup({
       },
     },
     cancelling: {
-      entry: assign({ error: ({ event }) => ({ code: "CANCELLED", message: (event as JobMachineEvent).reason }) }),
+      entry: assign({ error: ({ event }) => ({ code: "CANCELLED", message: (event as { reason: string }).reason }) }),
       invoke: {
         src: "recordFailure",
         input: ({ context }) => ({

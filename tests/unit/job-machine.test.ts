@@ -4,6 +4,7 @@ import {
   jobMachine,
   type AgentResult,
   type ClaimResult,
+  type Collected,
   type JobReport,
   type Workspace,
 } from "../../machines/job.machine.js";
@@ -56,7 +57,7 @@ function start(fakes: Fakes = {}, attempt = 1) {
       runAgent: fromPromise(async ({ signal }) =>
         fakes.runAgent ? fakes.runAgent(signal) : { exitCode: 0, lastMessage: "done" },
       ),
-      collectArtifacts: fromPromise(async () => ({ outcome: "CHANGES_READY" as const, artifacts: ["job-1/changes.patch"] })),
+      collectArtifacts: fromPromise(async (): Promise<Collected> => ({ outcome: "CHANGES_READY", artifacts: ["job-1/changes.patch"] })),
       complete: fromPromise(async () => {
         calls.push("complete");
         if (fakes.complete) await fakes.complete();
@@ -229,5 +230,24 @@ describe("job machine", () => {
     const out = await toPromise(t.actor);
     expect(out.settlement).toEqual({ kind: "none" });
     expect(t.reports.map((r) => r.type)).not.toContain("succeeded");
+  });
+});
+
+describe("job machine: worker stopping", () => {
+  it("hands a running job back at once without spending its attempt", async () => {
+    let aborted = false;
+    const t = start({
+      runAgent: (signal) =>
+        new Promise<AgentResult>(() => {
+          signal.addEventListener("abort", () => (aborted = true));
+        }),
+    });
+    await waitFor(t.actor, (s) => s.matches("running"));
+    t.actor.send({ type: "RELEASE", reason: "worker stopping" });
+    const out = await toPromise(t.actor);
+    expect(aborted).toBe(true);
+    expect(out.settlement).toEqual({ kind: "nak", delayMs: 0 });
+    expect(t.calls).toEqual(["requeue", "cleanup"]);
+    expect(t.failures).toEqual([]);
   });
 });

@@ -1,0 +1,58 @@
+/** Building and moving run records: pure functions over RunRecord, shared by intake and workers. */
+import type { Route } from "../routing.js";
+import type { JobRequest } from "../schemas/job.js";
+import type { Outcome, RunError, RunRecord, RunState } from "../schemas/run.js";
+
+export function newRunRecord(job: JobRequest, route: Route, nowIso: string): RunRecord {
+  return {
+    jobId: job.id,
+    state: "queued",
+    runtime: route.runtime,
+    repository: job.repository,
+    shard: route.shard,
+    subject: route.subject,
+    consumer: route.consumer,
+    attempts: 0,
+    maxAttempts: job.maxAttempts,
+    diagnostics: { queue: route.subject, consumer: route.consumer },
+    createdAt: nowIso,
+    updatedAt: nowIso,
+    artifacts: [],
+    request: job,
+  };
+}
+
+/** The record belongs to this worker's current attempt: the only case a worker may write it. */
+export function ownedBy(record: RunRecord, workerId: string, attempt: number): boolean {
+  return record.state === "running" && record.workerId === workerId && record.attempts === attempt;
+}
+
+export function requeued(record: RunRecord, nowIso: string, nextAttemptAtIso: string, error: RunError, spendAttempt: boolean): RunRecord {
+  const { workerId: _w, ...rest } = record;
+  return {
+    ...rest,
+    state: "queued",
+    attempts: spendAttempt ? record.attempts : Math.max(0, record.attempts - 1),
+    nextAttemptAt: nextAttemptAtIso,
+    lastError: error,
+    updatedAt: nowIso,
+  };
+}
+
+export function finished(
+  record: RunRecord,
+  nowIso: string,
+  state: Extract<RunState, "succeeded" | "failed" | "cancelled" | "dead_letter">,
+  result: { outcome: Outcome; summary?: string | undefined; error?: RunError | undefined; durationMs?: number | undefined },
+  artifacts: string[] = record.artifacts,
+): RunRecord {
+  return {
+    ...record,
+    state,
+    finishedAt: nowIso,
+    updatedAt: nowIso,
+    artifacts: [...new Set([...record.artifacts, ...artifacts])],
+    result: Object.fromEntries(Object.entries(result).filter(([, v]) => v !== undefined)) as RunRecord["result"],
+    ...(result.error ? { lastError: result.error } : {}),
+  };
+}

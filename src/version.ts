@@ -1,0 +1,6 @@
+/** The runtime's version, from package.json, reported by workers and `moonmind --version`. */
+import { readFileSync } from "node:fs";
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;

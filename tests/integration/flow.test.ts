@@ -1,0 +1,122 @@
+/**
+ * The spine, end to end on a real nats-server: jobs.submit → intake → hashed shard subject →
+ * worker → stand-in codex in a real git workspace → events, run record and artifacts.
+ */
+import { Objm } from "@nats-io/obj";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Intake } from "../../actors/intake/intake.js";
+import { Worker } from "../../actors/worker/worker.js";
+import { createLogger } from "../../src/logger.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { route } from "../../src/routing.js";
+import { OBJECT_STORES, SUBJECTS } from "../../src/subjects.js";
+import { recordJobEvents, type EventLog } from "../helpers/events.js";
+import { startStack, type TestStack } from "../helpers/stack.js";
+
+let stack: TestStack;
+let intake: Intake;
+let worker: Worker;
+let events: EventLog;
+const log = createLogger({ actor: "test" }, "silent");
+
+beforeAll(async () => {
+  stack = await startStack();
+  events = recordJobEvents(stack.nc);
+  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
+  await intake.start();
+  worker = new Worker(await connectNats({ servers: stack.server.url, name: "worker" }), stack.config({ MOONMIND_WORKER_ID: "w-flow" }), log);
+  await worker.start();
+});
+
+afterAll(async () => {
+  events?.close();
+  await worker?.stop();
+  await intake?.stop();
+  await stack?.stop();
+});
+
+const submit = (payload: unknown) => stack.js.publish(SUBJECTS.submit, JSON.stringify(payload));
+
+describe("a job's flow", () => {
+  it("is routed to its hashed shard, run, and ends succeeded with a run record and artifacts", async () => {
+    await submit({ id: "flow-1", repository: stack.repo, instructions: "write NOTES.md: hello\nsay added notes" });
+    const done = await events.waitFor((e) => e.jobId === "flow-1" && (e.type === "succeeded" || e.type === "failed"));
+    expect(done.type).toBe("succeeded");
+
+    const expected = route("codex", stack.repo, 3);
+    const routed = events.events.find((e) => e.jobId === "flow-1" && e.type === "routed");
+    expect(routed).toMatchObject({ subject: expected.subject, consumer: expected.consumer, shard: expected.shard });
+    expect(events.events.filter((e) => e.jobId === "flow-1").map((e) => e.type)).toEqual([
+      "accepted",
+      "routed",
+      "claimed",
+      "preflight",
+      "started",
+      "progress",
+      "succeeded",
+    ]);
+
+    const run = (await stack.runs.get("flow-1"))!.record;
+    expect(run).toMatchObject({
+      state: "succeeded",
+      runtime: "codex",
+      shard: expected.shard,
+      subject: expected.subject,
+      consumer: expected.consumer,
+      workerId: "w-flow",
+      attempts: 1,
+      preflight: { status: "passed", volume: "codex_auth_volume" },
+      diagnostics: { queue: expected.subject, consumer: expected.consumer, volumeName: "codex_auth_volume" },
+      result: { outcome: "CHANGES_READY", summary: "added notes" },
+    });
+    expect(run.artifacts.sort()).toEqual(["flow-1/changes.patch", "flow-1/last-message.md", "flow-1/output.log"]);
+
+    const store = await new Objm(stack.nc).open(OBJECT_STORES.artifacts);
+    const patch = new TextDecoder().decode((await store.getBlob("flow-1/changes.patch"))!);
+    expect(patch).toContain("+++ b/NOTES.md");
+    expect(patch).toContain("+hello");
+    expect(new TextDecoder().decode((await store.getBlob("flow-1/last-message.md"))!)).toBe("added notes\n");
+    expect(new TextDecoder().decode((await store.getBlob("flow-1/output.log"))!)).toContain('"type":"turn.completed"');
+  });
+
+  it("finishes NO_CHANGES without a patch when the agent changes nothing", async () => {
+    await submit({ id: "flow-2", repository: stack.repo, instructions: "say nothing to do" });
+    const done = await events.waitFor((e) => e.jobId === "flow-2" && e.type === "succeeded");
+    expect(done).toMatchObject({ outcome: "NO_CHANGES" });
+    expect((await stack.runs.get("flow-2"))!.record.artifacts).not.toContain("flow-2/changes.patch");
+  });
+
+  it("runs a job submitted twice with the same id once", async () => {
+    await submit({ id: "dup-1", repository: stack.repo, instructions: "write A.md: a" });
+    await submit({ id: "dup-1", repository: stack.repo, instructions: "write B.md: b" });
+    await events.waitFor((e) => e.jobId === "dup-1" && e.type === "succeeded");
+    // A third submission after the first finished is also a no-op: the marker event below proves
+    // intake and the worker have both moved past it.
+    await submit({ id: "dup-1", repository: stack.repo, instructions: "write C.md: c" });
+    await submit({ id: "dup-marker", repository: stack.repo, instructions: "say marker" });
+    await events.waitFor((e) => e.jobId === "dup-marker" && e.type === "succeeded");
+    const types = events.events.filter((e) => e.jobId === "dup-1").map((e) => e.type);
+    expect(types.filter((t) => t === "claimed")).toHaveLength(1);
+    expect(types.filter((t) => t === "succeeded")).toHaveLength(1);
+    expect((await stack.runs.get("dup-1"))!.record.request.task.instructions).toBe("write A.md: a");
+  });
+
+  it("accepts plain JSON bytes published with core NATS, no client of ours involved", async () => {
+    stack.nc.publish(SUBJECTS.submit, new TextEncoder().encode(`{"id":"raw-1","repository":"${stack.repo}","instructions":"say raw"}`));
+    const done = await events.waitFor((e) => e.jobId === "raw-1" && (e.type === "succeeded" || e.type === "rejected"));
+    expect(done.type).toBe("succeeded");
+  });
+
+  it("retries a failing agent with backoff, then dead-letters it when attempts run out", async () => {
+    await submit({ id: "fail-1", repository: stack.repo, instructions: "fail", maxAttempts: 2 });
+    const failed = await events.waitFor((e) => e.jobId === "fail-1" && e.type === "failed");
+    expect(failed).toMatchObject({ state: "dead_letter", attempt: 2, error: { code: "AGENT_FAILED" } });
+    const types = events.events.filter((e) => e.jobId === "fail-1").map((e) => e.type);
+    expect(types.filter((t) => t === "retrying")).toHaveLength(1);
+    expect(types.filter((t) => t === "claimed")).toHaveLength(2);
+    const run = (await stack.runs.get("fail-1"))!.record;
+    expect(run).toMatchObject({ state: "dead_letter", attempts: 2, result: { outcome: "FAILED" } });
+    const dead = await stack.jsm.streams.getMessage("DEAD", { last_by_subj: "dead.jobs.fail-1" });
+    expect(dead?.json()).toMatchObject({ jobId: "fail-1", stage: "worker" });
+  });
+});
