@@ -62,7 +62,7 @@ export function parseSubmission(data: Uint8Array, opts: SubmissionOptions): Subm
   }
 
   const maybeId = typeof raw === "object" && raw !== null ? (raw as { id?: unknown }).id : undefined;
-  const jobId = IdSchema.safeParse(maybeId).success ? (maybeId as string) : newId();
+  const jobId = IdSchema.safeParse(maybeId).success ? (maybeId as string) : (peekId(text) ?? newId());
   const reject = (reason: string, field?: string): SubmissionResult => ({
     ok: false,
     jobId,

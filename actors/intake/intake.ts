@@ -59,11 +59,7 @@ export class Intake implements AsyncDisposable {
     try {
       const parsed = parseSubmission(msg.data, this.options);
       if (!parsed.ok) {
-        await this.publisher.job(parsed.jobId, {
-          type: "rejected",
-          reason: parsed.reason,
-          ...(parsed.field === undefined ? {} : { field: parsed.field }),
-        });
+        // The DEAD copy first: whoever sees the event can rely on it.
         await this.publisher.dead({
           jobId: parsed.jobId,
           stage: "intake",
@@ -72,6 +68,11 @@ export class Intake implements AsyncDisposable {
           subject: msg.subject,
           original: parsed.original,
           ...(parsed.truncated ? { truncated: true } : {}),
+        });
+        await this.publisher.job(parsed.jobId, {
+          type: "rejected",
+          reason: parsed.reason,
+          ...(parsed.field === undefined ? {} : { field: parsed.field }),
         });
         msg.term();
         this.log.info({ jobId: parsed.jobId, reason: parsed.reason }, "job rejected");
@@ -103,7 +104,13 @@ export class Intake implements AsyncDisposable {
       }
     }
     await this.publisher.job(job.id, { type: "accepted", runtime, repository: job.repository });
-    await this.js.publish(r.subject, JSON.stringify(job), { msgID: job.id });
+    const ack = await this.js.publish(r.subject, JSON.stringify(job), { msgID: job.id });
+    if (ack.duplicate) {
+      // The run record is new, so this id was never routed: the submission itself carried
+      // Nats-Msg-Id = job id, which shares JOBS's dedupe window. Route it under a distinct id.
+      await this.js.publish(r.subject, JSON.stringify(job), { msgID: `${job.id}.routed` });
+      this.log.warn({ jobId: job.id }, "submission used the job id as Nats-Msg-Id; use another value (e.g. submit-<id>)");
+    }
     await this.publisher.job(job.id, {
       type: "routed",
       runtime,

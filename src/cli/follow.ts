@@ -1,0 +1,64 @@
+/**
+ * Reading status events as history and live in one ordered stream: an ordered consumer on
+ * STATUS replays what is stored and goes on with what arrives, with no gap between the two.
+ */
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { JobEventSchema, WorkerEventSchema, type JobEvent, type WorkerEvent } from "../schemas/events.js";
+import { STREAMS } from "../subjects.js";
+
+export type StatusEvent = { kind: "job"; event: JobEvent } | { kind: "worker"; event: WorkerEvent };
+
+export interface FollowOptions {
+  filter: string;
+  /** Replay from this time; undefined replays everything stored. `"new"` starts with the next event. */
+  since?: Date | "new";
+  signal?: AbortSignal;
+}
+
+export async function* followStatus(nc: NatsConnection, opts: FollowOptions): AsyncGenerator<StatusEvent> {
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(STREAMS.status, {
+    filter_subjects: opts.filter,
+    ...(opts.since === "new"
+      ? { deliver_policy: DeliverPolicy.New }
+      : opts.since
+        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() }
+        : { deliver_policy: DeliverPolicy.All }),
+  });
+  const messages = await consumer.consume();
+  const stop = () => void messages.close();
+  opts.signal?.addEventListener("abort", stop, { once: true });
+  try {
+    for await (const m of messages) {
+      const data = safeJson(m.data);
+      if (m.subject.startsWith("status.jobs.")) {
+        const parsed = JobEventSchema.safeParse(data);
+        if (parsed.success) yield { kind: "job", event: parsed.data };
+      } else if (m.subject.startsWith("status.workers.")) {
+        const parsed = WorkerEventSchema.safeParse(data);
+        if (parsed.success) yield { kind: "worker", event: parsed.data };
+      }
+    }
+  } finally {
+    opts.signal?.removeEventListener("abort", stop);
+    await messages.close().catch(() => undefined);
+  }
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses `10m`, `2h`, `1d`, `30s` into a start time; `all` means everything stored. */
+export function parseSince(value: string, now = Date.now()): Date | undefined {
+  if (value === "all") return undefined;
+  const m = /^(\d+)(s|m|h|d)$/.exec(value);
+  if (!m) throw new Error(`--since '${value}' is not a duration like 30s, 10m, 2h, 1d or 'all'`);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  return new Date(now - Number(m[1]) * unit);
+}

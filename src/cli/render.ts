@@ -1,0 +1,70 @@
+/** Human lines for status events; `--json` prints the events themselves. */
+import type { JobEvent, WorkerEvent } from "../schemas/events.js";
+
+const time = (iso: string) => iso.slice(11, 19);
+
+export function describeJobEvent(e: JobEvent): string {
+  switch (e.type) {
+    case "accepted":
+      return `accepted for ${e.runtime} (${e.repository})`;
+    case "rejected":
+      return `rejected: ${e.reason}`;
+    case "routed":
+      return `routed to ${e.subject} (consumer ${e.consumer})`;
+    case "claimed":
+      return `claimed by ${e.workerId}, attempt ${e.attempt}`;
+    case "preflight":
+      return `preflight ${e.status}: ${e.message}`;
+    case "started":
+      return `started ${e.runtime} on ${e.workerId}`;
+    case "progress":
+      return `… ${e.message}`;
+    case "succeeded":
+      return `succeeded ${e.outcome} in ${(e.durationMs / 1000).toFixed(1)} s${e.summary ? `: ${oneLine(e.summary)}` : ""}`;
+    case "failed":
+      return `${e.state === "dead_letter" ? "dead-lettered" : "failed"}${e.attempt ? ` after attempt ${e.attempt}` : ""}: ${e.error.code}: ${e.error.message}`;
+    case "cancelled":
+      return `cancelled: ${e.reason}`;
+    case "retrying":
+      return `retrying in ${(e.delayMs / 1000).toFixed(1)} s after attempt ${e.attempt}: ${e.error.code}: ${e.error.message}`;
+  }
+}
+
+export function describeWorkerEvent(e: WorkerEvent): string {
+  switch (e.type) {
+    case "online":
+      return `online: ${e.runtimes.join(",")} on ${e.shards.join(" ")} (concurrency ${e.concurrency}, v${e.version})`;
+    case "heartbeat":
+      return `heartbeat (${e.inFlight.length} running)`;
+    case "preflight":
+      return `preflight ${e.runtime} ${e.status}: ${e.message}`;
+    case "diagnostics":
+      return `diagnostics ${JSON.stringify(e.detail)}`;
+    case "paused":
+      return `paused ${e.runtime}: ${e.reason}`;
+    case "resumed":
+      return `resumed ${e.runtime}`;
+    case "draining":
+      return `draining (${e.inFlight.length} running)`;
+    case "offline":
+      return `offline: ${e.reason}`;
+  }
+}
+
+export function jobLine(e: JobEvent): string {
+  return `${time(e.at)}  ${e.jobId}  ${describeJobEvent(e)}`;
+}
+
+export function workerLine(e: WorkerEvent): string {
+  return `${time(e.at)}  worker ${e.workerId}  ${describeWorkerEvent(e)}`;
+}
+
+/** Whether a job event ends the job's story (for --wait and `watch <id>`). */
+export function isTerminal(e: JobEvent): boolean {
+  return e.type === "succeeded" || e.type === "failed" || e.type === "cancelled" || e.type === "rejected";
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/\s+/g, " ").trim();
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
