@@ -9,5 +9,6 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     globalSetup: ["tests/global-setup.ts"],
+    reporters: ["default", "./tests/summary-reporter.ts"],
   },
 });

@@ -1,0 +1,104 @@
+/**
+ * Workers that die or stop mid-job: nothing is lost and nothing runs twice.
+ */
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Intake } from "../../actors/intake/intake.js";
+import { Worker } from "../../actors/worker/worker.js";
+import { spawnActor } from "../../src/cli/commands/actor.js";
+import { createLogger } from "../../src/logger.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { SUBJECTS } from "../../src/subjects.js";
+import { recordJobEvents, type EventLog } from "../helpers/events.js";
+import { startStack, type TestStack } from "../helpers/stack.js";
+import { waitForWorkerEvent } from "../helpers/worker-events.js";
+
+let stack: TestStack;
+let intake: Intake;
+let events: EventLog;
+const log = createLogger({ actor: "test" }, "silent");
+
+beforeAll(async () => {
+  stack = await startStack({ MOONMIND_WORKER_SHARDS: "0-2" });
+  events = recordJobEvents(stack.nc);
+  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
+  await intake.start();
+});
+
+afterAll(async () => {
+  events?.close();
+  await intake?.stop();
+  await stack?.stop();
+});
+
+const newWorker = async (id: string, env: Record<string, string> = {}) => {
+  const w = new Worker(await connectNats({ servers: stack.server.url, name: id }), stack.config({ MOONMIND_WORKER_ID: id, ...env }), log);
+  await w.start();
+  return w;
+};
+
+describe("a worker killed with SIGKILL mid-job", () => {
+  it("loses nothing: the job is redelivered to another worker and completes exactly once", async () => {
+    const online = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-doomed" && e.type === "online");
+    const doomed = spawnActor("worker", { ...process.env, ...stack.env, MOONMIND_WORKER_ID: "w-doomed" }, { stdio: "pipe" });
+    const exited = new Promise<NodeJS.Signals | null>((r) => doomed.once("exit", (_code, signal) => r(signal)));
+    await online;
+
+    const marker = join(stack.dir, "crash-marker");
+    await stack.js.publish(
+      SUBJECTS.submit,
+      JSON.stringify({ id: "crash-1", repository: stack.repo, instructions: `sleep-once 60000 ${marker}\nwrite RESULT.md: done` }),
+    );
+    await events.waitFor((e) => e.jobId === "crash-1" && e.type === "started");
+    doomed.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+
+    const rescuer = await newWorker("w-rescuer");
+    try {
+      const done = await events.waitFor((e) => e.jobId === "crash-1" && (e.type === "succeeded" || e.type === "failed"), 30_000);
+      expect(done).toMatchObject({ type: "succeeded", workerId: "w-rescuer", attempt: 2, outcome: "CHANGES_READY" });
+    } finally {
+      await rescuer.stop();
+    }
+    const mine = events.events.filter((e) => e.jobId === "crash-1");
+    expect(mine.filter((e) => e.type === "succeeded")).toHaveLength(1);
+    expect(mine.filter((e) => e.type === "claimed").map((e) => (e as { workerId: string }).workerId)).toEqual(["w-doomed", "w-rescuer"]);
+    const run = (await stack.runs.get("crash-1"))!.record;
+    expect(run).toMatchObject({ state: "succeeded", workerId: "w-rescuer", attempts: 2 });
+    // Settled and gone: no copy of the job is left in the work queue.
+    expect((await stack.jsm.streams.info("JOBS")).state.messages).toBe(0);
+  });
+});
+
+describe("a worker stopping gracefully", () => {
+  it("lets a short job finish before it stops", async () => {
+    const worker = await newWorker("w-patient", { MOONMIND_STOP_GRACE_MS: "20000" });
+    await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "short-1", repository: stack.repo, instructions: "sleep 1000\nsay finished" }));
+    await events.waitFor((e) => e.jobId === "short-1" && e.type === "started");
+    await worker.stop();
+    const done = events.events.find((e) => e.jobId === "short-1" && e.type === "succeeded");
+    expect(done).toMatchObject({ workerId: "w-patient", attempt: 1 });
+  });
+
+  it("hands a long job back without spending its attempt, and another worker runs it", async () => {
+    const worker = await newWorker("w-leaving", { MOONMIND_STOP_GRACE_MS: "200" });
+    const marker = join(stack.dir, "stop-marker");
+    await stack.js.publish(
+      SUBJECTS.submit,
+      JSON.stringify({ id: "long-1", repository: stack.repo, instructions: `sleep-once 60000 ${marker}\nsay finished` }),
+    );
+    await events.waitFor((e) => e.jobId === "long-1" && e.type === "started");
+    await worker.stop();
+    const handedBack = (await stack.runs.get("long-1"))!.record;
+    expect(handedBack).toMatchObject({ state: "queued", attempts: 0, lastError: { code: "WORKER_STOPPING" } });
+    expect(handedBack.workerId).toBeUndefined();
+
+    const next = await newWorker("w-next");
+    try {
+      const done = await events.waitFor((e) => e.jobId === "long-1" && e.type === "succeeded", 20_000);
+      expect(done).toMatchObject({ workerId: "w-next", attempt: 1 });
+    } finally {
+      await next.stop();
+    }
+  });
+});
