@@ -117,6 +117,14 @@ export function artifactKey(jobId: string, name: ArtifactName): string {
   return `${jobId}/${name}`;
 }
 
+/** JetStream's advisory when a message of `stream` ran out of deliveries on any consumer. */
+export function maxDeliveriesAdvisory(stream: string): string {
+  return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`;
+}
+
+/** Queue group that shares advisories among intake replicas, so one handles each. */
+export const INTAKE_QUEUE = "moonmind-intake";
+
 export const SERVICES = {
   ops: "moonmind-ops",
   worker: "moonmind-worker",

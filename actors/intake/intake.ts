@@ -4,7 +4,7 @@
  * publish to its shard subject with Nats-Msg-Id = job id, so a duplicate runs once).
  * Any replica may take any message; nothing here depends on which one does.
  */
-import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../../src/config.js";
@@ -16,6 +16,7 @@ import { RunStore } from "../../src/runs/store.js";
 import type { JobRequest } from "../../src/schemas/job.js";
 import { parseSubmission, type SubmissionOptions } from "../../src/submission.js";
 import { BUCKETS, INTAKE_CONSUMER, STREAMS, SUBJECTS } from "../../src/subjects.js";
+import { MaxDeliveriesWatcher } from "./max-deliveries.js";
 
 export type IntakeOutcome =
   | { kind: "routed"; jobId: string; subject: string; duplicate: boolean }
@@ -27,6 +28,7 @@ export class Intake implements AsyncDisposable {
   private readonly options: SubmissionOptions;
   private runs!: RunStore;
   private messages: ConsumerMessages | undefined;
+  private watcher: MaxDeliveriesWatcher | undefined;
   private loop: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -46,6 +48,8 @@ export class Intake implements AsyncDisposable {
 
   async start(): Promise<void> {
     this.runs = new RunStore(await new Kvm(this.nc).open(BUCKETS.runs));
+    this.watcher = new MaxDeliveriesWatcher(this.nc, await jetstreamManager(this.nc), this.runs, this.publisher, this.log);
+    this.watcher.start();
     const consumer = await this.js.consumers.get(STREAMS.jobs, INTAKE_CONSUMER);
     this.messages = await consumer.consume({ max_messages: 64 });
     this.loop = (async () => {
@@ -128,6 +132,7 @@ export class Intake implements AsyncDisposable {
       try {
         await this.messages?.close();
         await this.loop;
+        await this.watcher?.stop();
       } catch (err) {
         this.log.warn({ err }, "closing the intake consumer failed");
       }

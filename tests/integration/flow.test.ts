@@ -77,6 +77,27 @@ describe("a job's flow", () => {
     expect(patch).toContain("+hello");
     expect(new TextDecoder().decode((await store.getBlob("flow-1/last-message.md"))!)).toBe("added notes\n");
     expect(new TextDecoder().decode((await store.getBlob("flow-1/output.log"))!)).toContain('"type":"turn.completed"');
+
+    // The same output went out live, in batches, on logs.jobs.flow-1.
+    const batch = await stack.jsm.streams.getMessage("LOGS", { last_by_subj: "logs.jobs.flow-1" });
+    const lines = (batch!.json() as { lines: string[] }).lines;
+    expect(lines.some((l) => l.includes('"type":"turn.completed"'))).toBe(true);
+  });
+
+  it("keeps a job that runs past the ack wait alive: one delivery, one claim", async () => {
+    await submit({ id: "slow-1", repository: stack.repo, instructions: "sleep 5000\nsay slow" });
+    await events.waitFor((e) => e.jobId === "slow-1" && e.type === "succeeded", 20_000);
+    expect(events.events.filter((e) => e.jobId === "slow-1" && e.type === "claimed")).toHaveLength(1);
+    const shard = (await stack.runs.get("slow-1"))!.record.consumer;
+    expect((await stack.jsm.consumers.info("JOBS", shard)).num_redelivered).toBe(0);
+  });
+
+  it("fails a job that can never work at once, without retrying it", async () => {
+    await submit({ id: "perm-1", repository: stack.repo, ref: "no-such-branch", instructions: "say x" });
+    const failed = await events.waitFor((e) => e.jobId === "perm-1" && e.type === "failed");
+    expect(failed).toMatchObject({ state: "failed", attempt: 1, error: { code: "REF_NOT_FOUND" } });
+    expect(events.events.filter((e) => e.jobId === "perm-1" && e.type === "retrying")).toHaveLength(0);
+    expect((await stack.runs.get("perm-1"))!.record).toMatchObject({ state: "failed", result: { outcome: "FAILED" } });
   });
 
   it("finishes NO_CHANGES without a patch when the agent changes nothing", async () => {

@@ -152,3 +152,25 @@ describe("parseSubmission: secrets", () => {
     expect(String(r.original)).not.toMatch(/abc123|sk-proj-/);
   });
 });
+
+describe("parseSubmission: any input", () => {
+  it("answers every one of 5,000 random and mutated payloads with a result, never a throw", () => {
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const base = JSON.stringify({ id: "f", repository: "org/repo", instructions: "x", task: { runtime: { mode: "codex" } } });
+    const alphabet = '{}[]":,\\ abc-_./0123456789\u0000\u00ff\ud83d';
+    for (let i = 0; i < 5_000; i++) {
+      let text: string;
+      if (i % 2 === 0) {
+        text = Array.from({ length: Math.floor(rand() * 80) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join("");
+      } else {
+        const chars = [...base];
+        for (let k = 0; k < 3; k++) chars[Math.floor(rand() * chars.length)] = alphabet[Math.floor(rand() * alphabet.length)]!;
+        text = chars.join("");
+      }
+      const r = parseSubmission(new TextEncoder().encode(text), opts);
+      expect(typeof r.ok).toBe("boolean");
+      if (!r.ok) expect(r.reason.length).toBeGreaterThan(0);
+    }
+  });
+});

@@ -1,0 +1,105 @@
+/** Job workspaces against real git: checkout at a ref, the diff, refusal and clean-up. */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobRequest } from "../../src/schemas/job.js";
+import { WorkspaceManager } from "../../src/workspace/git.js";
+import { makeRepo } from "../helpers/stack.js";
+
+let dir: string;
+let repo: string;
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], { cwd, encoding: "utf8" }).trim();
+
+const job = (repository: string, ref?: string): JobRequest => ({
+  id: "ws-job",
+  type: "task",
+  repository,
+  targetRuntime: "codex",
+  maxAttempts: 3,
+  task: { instructions: "x", ...(ref ? { git: { startingBranch: ref } } : {}) },
+});
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "moonmind-ws-"));
+  // A "forge" directory so that owner/name resolves against a base URL like a real host.
+  repo = await makeRepo(join(dir, "forge", "acme", "widgets"));
+  git(repo, "checkout", "-q", "-b", "release");
+  await writeFile(join(repo, "RELEASE.md"), "v1\n");
+  git(repo, "add", ".");
+  git(repo, "commit", "-q", "-m", "release");
+  git(repo, "checkout", "-q", "main");
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+const manager = (over: Partial<ConstructorParameters<typeof WorkspaceManager>[0]> = {}) =>
+  new WorkspaceManager({ workdir: join(dir, "work"), gitBaseUrl: `file://${join(dir, "forge")}`, allowLocalRepos: true, keep: false, ...over });
+
+describe("workspaces", () => {
+  it("resolves owner/name against the base URL and checks out the default branch", async () => {
+    const m = manager({ allowLocalRepos: false });
+    const ws = await m.prepare(job("acme/widgets"));
+    expect(await readFile(join(ws.repoDir, "README.md"), "utf8")).toBe("# sample\n");
+    expect(existsSync(join(ws.repoDir, "RELEASE.md"))).toBe(false);
+    expect(ws.baseCommit).toBe(git(repo, "rev-parse", "main"));
+    await m.remove(ws.dir);
+    expect(existsSync(ws.dir)).toBe(false);
+  });
+
+  it("checks out the job's ref", async () => {
+    const m = manager();
+    const ws = await m.prepare(job(repo, "release"));
+    expect(await readFile(join(ws.repoDir, "RELEASE.md"), "utf8")).toBe("v1\n");
+    expect(ws.baseCommit).toBe(git(repo, "rev-parse", "release"));
+    await m.remove(ws.dir);
+  });
+
+  it("diffs committed and uncommitted changes, binary included, against the starting commit", async () => {
+    const m = manager();
+    const ws = await m.prepare(job(repo));
+    expect(await m.diff(ws)).toBe("");
+    await writeFile(join(ws.repoDir, "a.txt"), "committed\n");
+    git(ws.repoDir, "add", "a.txt");
+    git(ws.repoDir, "commit", "-q", "-m", "agent commit");
+    await writeFile(join(ws.repoDir, "b.bin"), Buffer.from([0, 1, 2, 255]));
+    await writeFile(join(ws.repoDir, "README.md"), "# changed\n");
+    const patch = await m.diff(ws);
+    expect(patch).toContain("+++ b/a.txt");
+    expect(patch).toContain("GIT binary patch");
+    expect(patch).toContain("+# changed");
+    // The patch applies cleanly to the starting commit.
+    const check = await mkdtemp(join(dir, "apply-"));
+    git(check, "clone", "-q", repo, ".");
+    await writeFile(join(check, "p.patch"), patch);
+    git(check, "apply", "--check", "p.patch");
+    await m.remove(ws.dir);
+  });
+
+  it("fails a missing ref permanently", async () => {
+    await expect(manager().prepare(job(repo, "no-such-branch"))).rejects.toMatchObject({ name: "PermanentError", code: "REF_NOT_FOUND" });
+  });
+
+  it("refuses a local repository unless allowed, before touching the disk", async () => {
+    await expect(manager({ allowLocalRepos: false }).prepare(job(repo))).rejects.toMatchObject({
+      name: "PermanentError",
+      message: expect.stringMatching(/MOONMIND_ALLOW_LOCAL_REPOS=true/),
+    });
+  });
+
+  it("keeps the directory when asked to", async () => {
+    const m = manager({ keep: true });
+    const ws = await m.prepare(job(repo));
+    await m.remove(ws.dir);
+    expect(existsSync(ws.dir)).toBe(true);
+  });
+
+  it("never prompts for credentials: an unreachable remote fails fast and retryably", async () => {
+    await expect(manager({ gitBaseUrl: "http://127.0.0.1:9" }).prepare(job("acme/widgets"))).rejects.toMatchObject({
+      name: "RetryableError",
+      code: "GIT_FAILED",
+    });
+  });
+});
