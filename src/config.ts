@@ -72,12 +72,6 @@ export interface Config {
   workdir: string;
 }
 
-const envSchema = z.object(
-  Object.fromEntries(Object.entries(SETTINGS).map(([k, [schema]]) => [k, schema])) as {
-    [K in keyof Settings]: Settings[K][0];
-  },
-);
-
 export function defaultWorkerId(): string {
   const host = hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 40) || "worker";
   return `${host}-${process.pid}-${randomBytes(2).toString("hex")}`;
@@ -86,23 +80,21 @@ export function defaultWorkerId(): string {
 /** Parses the environment; throws ConfigError naming every bad variable at once. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
-  const parsed = envSchema.safeParse(source);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const name = String(issue.path[0] ?? "?");
-      const raw = source[name];
-      problems.push(`${name}=${JSON.stringify(raw ?? "")}: ${issue.message}`);
-    }
-    throw configError(problems);
+  const values: Record<string, unknown> = {};
+  for (const [name, [schema]] of Object.entries(SETTINGS)) {
+    const parsed = (schema as z.ZodType).safeParse(source[name]);
+    if (parsed.success) values[name] = parsed.data;
+    else problems.push(`${name}=${JSON.stringify(source[name] ?? "")}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
   }
-  const env = parsed.data as Env;
+  const env = values as Env;
+  const count = (n: unknown) => (typeof n === "number" ? n : 1);
   const shardCounts: Record<Runtime, number> = {
-    codex: env.MOONMIND_CODEX_SHARDS,
-    claude: env.MOONMIND_CLAUDE_SHARDS,
-    gemini: env.MOONMIND_GEMINI_SHARDS,
+    codex: count(env.MOONMIND_CODEX_SHARDS),
+    claude: count(env.MOONMIND_CLAUDE_SHARDS),
+    gemini: count(env.MOONMIND_GEMINI_SHARDS),
   };
 
-  const workerRuntimes = parseRuntimeList(env.MOONMIND_WORKER_RUNTIMES, problems);
+  const workerRuntimes = parseRuntimeList(env.MOONMIND_WORKER_RUNTIMES ?? "codex", problems);
   const workerShards = parseShardList(env.MOONMIND_WORKER_SHARDS, workerRuntimes, shardCounts, problems);
   const workerId = env.MOONMIND_WORKER_ID ?? defaultWorkerId();
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(workerId)) {

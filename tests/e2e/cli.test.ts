@@ -1,0 +1,53 @@
+/** The `moonmind` command's contract without a stack: usage, configuration and routing. */
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+
+const BIN = join(import.meta.dirname, "../../src/cli/bin.mjs");
+const run = (args: string[], env: Record<string, string> = {}, input?: string) =>
+  execa(process.execPath, [BIN, ...args], {
+    env: { MOONMIND_LOG_LEVEL: "error", ...env },
+    reject: false,
+    timeout: 30_000,
+    ...(input === undefined ? { stdin: "ignore" as const } : { input }),
+  });
+
+describe("moonmind", () => {
+  it("prints the route of a repository, human and --json", async () => {
+    const human = await run(["route", "git@github.com:Org/Repo.git"]);
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout).toMatch(/^jobs\.codex\.shard\.2 {2}\(consumer codex-shard-2, key 'org\/repo', shard 2 of 3\)$/);
+    const json = await run(["route", "org/repo", "--runtime", "claude", "--json"], { MOONMIND_CLAUDE_SHARDS: "4" });
+    expect(JSON.parse(json.stdout)).toMatchObject({ runtime: "claude", key: "org/repo", shards: 4, subject: expect.stringMatching(/^jobs\.claude\.shard\.[0-3]$/) });
+  });
+
+  it("exits 2 on bad usage", async () => {
+    expect((await run(["route"])).exitCode).toBe(2);
+    expect((await run(["no-such-verb"])).exitCode).toBe(2);
+    const badJson = await run(["submit", "--file", "-"], {}, "{not json");
+    expect(badJson.exitCode).toBe(2);
+    expect(badJson.stderr).toMatch(/--file -/);
+  });
+
+  it("exits 78 naming every bad variable", async () => {
+    const r = await run(["worker"], { MOONMIND_WORKER_RUNTIMES: "cobol", MOONMIND_CODEX_SHARDS: "0" });
+    expect(r.exitCode).toBe(78);
+    expect(r.stderr).toContain("MOONMIND_WORKER_RUNTIMES");
+    expect(r.stderr).toContain("MOONMIND_CODEX_SHARDS");
+  });
+
+  it("exits 78 with the fix when an actor cannot reach NATS", async () => {
+    const r = await run(["intake"], { NATS_URL: "nats://127.0.0.1:1" });
+    expect(r.exitCode).toBe(78);
+    expect(r.stderr).toMatch(/cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
+    expect(r.stderr).toMatch(/fix: .*NATS_URL/);
+  });
+
+  it("refuses a job carrying a secret before anything is sent, without echoing it", async () => {
+    const secret = "ghp_0123456789abcdefghijklmnopqrstuvwxyz";
+    const r = await run(["submit", "--file", "-"], { NATS_URL: "nats://127.0.0.1:1" }, JSON.stringify({ repository: "org/repo", instructions: "x", metadata: { token: secret } }));
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/'metadata.token' looks like a secret/);
+    expect(r.stderr + r.stdout).not.toContain(secret);
+  });
+});
