@@ -16,12 +16,13 @@ import { claimed, decideClaim } from "../../src/runs/claim.js";
 import { finished, ownedBy, requeued } from "../../src/runs/record.js";
 import { RunConflictError, type RunStore } from "../../src/runs/store.js";
 import { runProcess } from "../../src/runtimes/process.js";
-import type { RuntimeAdapter } from "../../src/runtimes/types.js";
+import type { OutputEvent, PrivateHome } from "../../src/runtimes/types.js";
 import { redact } from "../../src/secrets.js";
 import type { JobRequest } from "../../src/schemas/job.js";
-import type { PreflightResult, RunRecord } from "../../src/schemas/run.js";
+import type { RunRecord } from "../../src/schemas/run.js";
 import { ARTIFACTS, artifactKey, type ArtifactName } from "../../src/subjects.js";
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
+import type { Login } from "./logins.js";
 
 export interface JobDeps {
   workerId: string;
@@ -30,11 +31,8 @@ export interface JobDeps {
   artifacts: ObjectStore;
   publisher: StatusPublisher;
   workspaces: WorkspaceManager;
-  adapter: RuntimeAdapter;
-  /** The auth state of the job's runtime, answered within its TTL. */
-  preflight: (adapter: RuntimeAdapter) => Promise<PreflightResult>;
-  /** Heard when a job's own output shows the login expired. */
-  onLoginExpired: (adapter: RuntimeAdapter, evidence: string) => void;
+  /** The login the job's shard runs on: its adapter, volume and auth state. */
+  login: Login;
   isWorkerAlive: (workerId: string) => Promise<boolean>;
   log: Logger;
   settings: {
@@ -50,8 +48,9 @@ const nowIso = () => new Date().toISOString();
 
 /** The machine with every effect bound to one message of one job. */
 export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
-  const { runs, publisher, workspaces, adapter, log } = deps;
-  const prepared = new Map<string, PreparedWorkspace>();
+  const { runs, publisher, workspaces, login, log } = deps;
+  const adapter = login.adapter;
+  const prepared = new Map<string, { ws: PreparedWorkspace; home: PrivateHome }>();
   const batcher = new LogBatcher(deps.nc, job.id, { intervalMs: deps.settings.logBatchMs, maxLines: deps.settings.logBatchLines });
   let attempt = 0;
   let startedAt = 0;
@@ -122,11 +121,11 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
       }),
 
       preflight: fromPromise(async () => {
-        const result = await deps.preflight(adapter);
+        const result = await login.preflight();
         await updateOwned((r) => ({
           ...r,
           preflight: result,
-          diagnostics: { ...r.diagnostics, volumeName: adapter.volume.name, volumePath: adapter.volume.path },
+          diagnostics: { ...r.diagnostics, volumeName: login.volume.name, volumePath: login.volume.path },
           updatedAt: nowIso(),
         }));
         return result;
@@ -134,16 +133,23 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
 
       prepareWorkspace: fromPromise(async () => {
         const ws = await workspaces.prepare(job);
-        prepared.set(ws.dir, ws);
+        // The run's private home lives in the job's directory and goes with it.
+        const home = await adapter.prepareHome(login.volume, ws.dir).catch(async (err: unknown) => {
+          await workspaces.remove(ws.dir);
+          throw err;
+        });
+        prepared.set(ws.dir, { ws, home });
         startedAt = Date.now();
         await updateOwned((r) => ({ ...r, startedAt: nowIso(), updatedAt: nowIso() }));
         return { dir: ws.dir, baseCommit: ws.baseCommit };
       }),
 
       runAgent: fromPromise(async ({ input, signal }): Promise<AgentResult> => {
-        const ws = prepared.get(input.workspace.dir)!;
-        const inv = adapter.invocation(job, ws);
+        const { ws, home } = prepared.get(input.workspace.dir)!;
+        const inv = adapter.invocation(job, ws, home);
+        const parse = adapter.createParser();
         let lastMessage: string | undefined;
+        let verdict: Extract<OutputEvent, { kind: "result" }> | undefined;
         const errors: string[] = [];
         const result = await runProcess(inv, {
           signal,
@@ -152,26 +158,40 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           killGraceMs: deps.settings.killGraceMs,
           onLine: (line, stream) => {
             batcher.push(stream === "stderr" ? `[stderr] ${line}` : line);
-            for (const ev of adapter.parseLine(line)) {
+            for (const ev of parse(line)) {
               if (ev.kind === "message") lastMessage = ev.text;
               else if (ev.kind === "error") errors.push(ev.text);
+              else if (ev.kind === "result") verdict = ev;
               else report({ type: "progress", message: ev.text.slice(0, 500) });
             }
             if (stream === "stderr" && adapter.loginExpired(line)) errors.push(line);
           },
         });
         batcher.flush();
+        const writeBack = await home.writeBack().catch((err: unknown) => {
+          log.warn({ err, jobId: job.id }, "could not write rotated credentials back to the volume");
+          return "failed";
+        });
+        if (writeBack !== "unchanged") log.info({ jobId: job.id, volume: login.volume.name, writeBack }, "credentials write-back");
         if (inv.lastMessageFile) {
-          lastMessage = (await readFile(inv.lastMessageFile, "utf8").catch(() => undefined)) ?? lastMessage;
+          const fromFile = (await readFile(inv.lastMessageFile, "utf8").catch(() => "")).trim();
+          if (fromFile) lastMessage = fromFile;
         }
         if (result.spawnError) {
           throw new RetryableError("AGENT_UNAVAILABLE", `${adapter.runtime} CLI could not start: ${result.spawnError.message}`);
         }
-        if (result.exitCode === 0 && !result.cancelled) return { exitCode: 0, lastMessage };
+        const ok =
+          result.exitCode === 0 &&
+          !result.cancelled &&
+          verdict?.ok !== false &&
+          (!adapter.requiresResult || verdict?.ok === true);
+        if (ok) return { exitCode: 0, lastMessage };
         const evidence = errors.join("\n");
         const authExpired = adapter.loginExpired(evidence);
-        if (authExpired) deps.onLoginExpired(adapter, evidence);
-        const why = errors.at(-1) ?? `${adapter.runtime} exited with code ${result.exitCode}`;
+        if (authExpired) login.loginExpired(errors.find((e) => adapter.loginExpired(e)) ?? evidence);
+        const why =
+          errors.at(-1) ??
+          (result.exitCode === 0 ? `${adapter.runtime} ended without finishing its turn` : `${adapter.runtime} exited with code ${result.exitCode}`);
         return {
           exitCode: result.exitCode === 0 ? 1 : result.exitCode,
           lastMessage,
@@ -181,7 +201,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
       }),
 
       collectArtifacts: fromPromise(async ({ input }): Promise<Collected> => {
-        const ws = prepared.get(input.workspace.dir)!;
+        const { ws } = prepared.get(input.workspace.dir)!;
         const patch = await workspaces.diff(ws);
         const keys = await saveOutput();
         if (patch.length > 0) keys.push(await putArtifact(ARTIFACTS.changesPatch, patch));

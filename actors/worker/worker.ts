@@ -1,36 +1,37 @@
 /**
- * The worker: binds the durable pull consumers of its runtimes' shards, runs up to
- * `concurrency` jobs at a time through the job machine, heartbeats into KV `workers`, and
- * stops in order: stop pulling → let running jobs finish (or hand them back) → flush → drain.
+ * The worker host. Its lifecycle is `machines/worker.machine.ts` (booting → checking → serving ⇄
+ * paused → draining → stopped | failed); each login it serves has an auth machine (logins.ts);
+ * each job a job machine (job-effects.ts). This file wires them to NATS: pull loops per shard
+ * consumer, heartbeats into KV `workers`, status events, and the ordered stop.
  */
 import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
-import { createActor, toPromise, type Actor } from "xstate";
+import type { Service } from "@nats-io/services";
+import { createActor, fromPromise, toPromise, waitFor, type Actor } from "xstate";
+import type { AuthAnnouncement } from "../../machines/auth.machine.js";
 import type { Settlement } from "../../machines/job.machine.js";
+import { workerMachine, type StartupReport } from "../../machines/worker.machine.js";
 import { retryDelayMs } from "../../src/backoff.js";
 import type { Config, ShardBinding } from "../../src/config.js";
+import { ConfigError } from "../../src/errors.js";
 import { StatusPublisher } from "../../src/events.js";
 import type { Logger } from "../../src/logger.js";
 import { RunStore } from "../../src/runs/store.js";
-import { createAdapter } from "../../src/runtimes/index.js";
+import { createAdapter, type AdapterDeps } from "../../src/runtimes/index.js";
 import type { RuntimeAdapter } from "../../src/runtimes/types.js";
 import { WorkerRecordSchema, type WorkerRecord } from "../../src/schemas/events.js";
 import { JobRequestSchema } from "../../src/schemas/job.js";
-import type { PreflightResult } from "../../src/schemas/run.js";
 import type { Runtime } from "../../src/schemas/runtime.js";
+import { startupProblems } from "../../src/startup.js";
 import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer } from "../../src/subjects.js";
-import { WorkspaceManager } from "../../src/workspace/git.js";
 import { VERSION } from "../../src/version.js";
+import { WorkspaceManager } from "../../src/workspace/git.js";
+import { startControl } from "./control.js";
 import { provideJobMachine, type JobDeps } from "./job-effects.js";
+import { Login, loginKey } from "./logins.js";
 import { Slots } from "./slots.js";
-
-/** The documented lifecycle of a worker process. */
-export const WORKER_STATES = ["booting", "serving", "draining", "stopped"] as const;
-export type WorkerState = (typeof WORKER_STATES)[number];
-
-const PREFLIGHT_TTL_MS = 60_000;
 
 interface Running {
   actor: Actor<ReturnType<typeof provideJobMachine>>;
@@ -38,18 +39,20 @@ interface Running {
 }
 
 export class Worker implements AsyncDisposable {
-  state: WorkerState = "booting";
   private readonly js: JetStreamClient;
   private readonly publisher: StatusPublisher;
   private readonly slots: Slots;
   private readonly running = new Map<string, Running>();
   private readonly loops: Promise<void>[] = [];
-  private readonly adapters = new Map<Runtime, RuntimeAdapter>();
-  private readonly preflights = new Map<Runtime, { result: PreflightResult; at: number }>();
+  private readonly logins = new Map<string, Login>();
+  private readonly bindingLogin = new Map<string, Login>();
+  private readonly versions: Record<string, string> = {};
   private readonly stopController = new AbortController();
+  private readonly machine: Actor<ReturnType<typeof this.provideMachine>>;
   private runs!: RunStore;
   private workers!: KV;
-  private deps!: Omit<JobDeps, "adapter">;
+  private deps!: Omit<JobDeps, "login">;
+  private control: Service | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -58,29 +61,55 @@ export class Worker implements AsyncDisposable {
     private readonly nc: NatsConnection,
     private readonly config: Config,
     private readonly log: Logger,
+    private readonly adapterDeps: AdapterDeps = {},
   ) {
     this.js = jetstream(nc);
     this.publisher = new StatusPublisher(this.js);
     this.slots = new Slots(config.env.MOONMIND_WORKER_CONCURRENCY);
+    const adapters = new Map<Runtime, RuntimeAdapter>();
+    for (const binding of config.workerShards) {
+      const adapter = adapters.get(binding.runtime) ?? createAdapter(binding.runtime, config, adapterDeps);
+      adapters.set(binding.runtime, adapter);
+      const volume = adapter.volumeFor(binding.shard);
+      const key = loginKey(binding.runtime, volume);
+      let login = this.logins.get(key);
+      if (!login) {
+        const env = config.env;
+        login = new Login(adapter, volume, { ttlMs: env.MOONMIND_AUTH_TTL_MS, recheckMs: Math.min(env.MOONMIND_AUTH_TTL_MS, 30_000) }, (l, a) => this.announce(l, a), log);
+        this.logins.set(key, login);
+      }
+      login.bindings.push(binding);
+      this.bindingLogin.set(shardConsumer(binding.runtime, binding.shard), login);
+    }
+    this.machine = createActor(this.provideMachine(), {
+      input: { logins: [...this.logins.keys()], strict: config.env.MOONMIND_STARTUP_STRICT },
+    });
   }
 
   get id(): string {
     return this.config.workerId;
   }
 
+  /** The worker machine's state: booting, checking, serving, paused, draining, stopped or failed. */
+  get state(): string {
+    const value = String(this.machine.getSnapshot().value);
+    return value === "running" ? "serving" : value;
+  }
+
+  /**
+   * Boots and runs the start-up checks. Resolves serving (or paused: nothing lost, jobs wait);
+   * throws ConfigError (exit 78) when strict start-up finds a required login missing.
+   */
   async start(): Promise<void> {
-    const env = this.config.env;
     const kvm = new Kvm(this.nc);
     this.runs = new RunStore(await kvm.open(BUCKETS.runs));
     this.workers = await kvm.open(BUCKETS.workers);
-    const artifacts = await new Objm(this.nc).open(OBJECT_STORES.artifacts);
-    for (const runtime of this.config.workerRuntimes) this.adapters.set(runtime, createAdapter(runtime, this.config));
-
+    const env = this.config.env;
     this.deps = {
       workerId: this.id,
       nc: this.nc,
       runs: this.runs,
-      artifacts,
+      artifacts: await new Objm(this.nc).open(OBJECT_STORES.artifacts),
       publisher: this.publisher,
       workspaces: new WorkspaceManager({
         workdir: this.config.workdir,
@@ -88,11 +117,6 @@ export class Worker implements AsyncDisposable {
         allowLocalRepos: env.MOONMIND_ALLOW_LOCAL_REPOS,
         keep: env.MOONMIND_KEEP_WORKSPACES,
       }),
-      preflight: (adapter) => this.preflight(adapter),
-      onLoginExpired: (adapter, evidence) => {
-        this.preflights.delete(adapter.runtime);
-        this.log.warn({ runtime: adapter.runtime, evidence: evidence.slice(0, 300) }, "a job's output shows the login expired");
-      },
       isWorkerAlive: (id) => this.isWorkerAlive(id),
       log: this.log,
       settings: {
@@ -103,30 +127,124 @@ export class Worker implements AsyncDisposable {
         logBatchLines: env.MOONMIND_LOG_BATCH_LINES,
       },
     };
-
-    for (const adapter of this.adapters.values()) {
-      const result = await this.preflight(adapter);
-      this.log.info({ runtime: adapter.runtime, status: result.status, message: result.message }, "preflight");
+    this.machine.start();
+    this.machine.send({ type: "BOOTED" });
+    const s = await waitFor(this.machine, (snap) => snap.matches("serving") || snap.matches("paused") || snap.matches("failed"), { timeout: 300_000 });
+    if (s.matches("failed")) {
+      const failure = s.context.failure ?? "start-up checks failed";
+      for (const login of this.logins.values()) login.stop();
+      await this.nc.drain().catch(() => undefined);
+      throw new ConfigError(`worker ${this.id} cannot serve:\n  ${failure.split("\n").join("\n  ")}`, {
+        remedy: "fix the above, or set MOONMIND_STARTUP_STRICT=false to start paused and resume once logins appear",
+      });
     }
+  }
 
-    this.state = "serving";
+  private provideMachine() {
+    return workerMachine.provide({
+      actors: {
+        startupChecks: fromPromise(() => this.startupChecks()),
+        drain: fromPromise(({ input }) => this.drain(input.reason)),
+      },
+      actions: {
+        startServing: (_, { paused }) => void this.startServing(paused),
+        pauseLogin: (_, { login, reason }) => this.pauseLogin(login, reason),
+        resumeLogin: (_, { login }) => this.resumeLogin(login),
+      },
+    });
+  }
+
+  private async startupChecks(): Promise<StartupReport> {
+    for (const adapter of new Set([...this.logins.values()].map((l) => l.adapter))) {
+      const version = await adapter.version();
+      this.versions[adapter.runtime] = version ?? "unknown";
+      this.log.info({ runtime: adapter.runtime, bin: adapter.bin, version }, "agent CLI");
+    }
+    const problems = startupProblems(this.config);
+    for (const login of this.logins.values()) {
+      try {
+        await login.adapter.prepareVolume(login.volume);
+      } catch (err) {
+        problems.push(`${login.key}: cannot prepare volume ${login.volume.path}: ${(err as Error).message}`);
+      }
+      login.start();
+    }
+    await Promise.all([...this.logins.values()].map((l) => l.settled()));
+    for (const login of this.logins.values()) {
+      login.slots = new Slots(await login.adapter.maxParallel(login.volume));
+    }
+    const notReady = [...this.logins.values()]
+      .filter((l) => !l.ready)
+      .map((l) => ({ login: l.key, message: l.auth.getSnapshot().context.last?.result.message ?? l.adapter.remedy(l.volume) }));
+    for (const p of problems) this.log.error({ problem: p }, "start-up check failed");
+    return { notReady, problems };
+  }
+
+  private async startServing(paused: string[]): Promise<void> {
+    for (const key of paused) this.pauseLogin(key, this.logins.get(key)?.auth.getSnapshot().context.last?.result.message ?? "not logged in");
     await this.beat();
     await this.publisher.worker(this.id, {
       type: "online",
       runtimes: this.config.workerRuntimes,
-      shards: this.bindingNames(),
-      concurrency: env.MOONMIND_WORKER_CONCURRENCY,
+      shards: this.config.workerShards.map((b) => shardConsumer(b.runtime, b.shard)),
+      concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY,
       version: VERSION,
     });
     this.heartbeat = setInterval(() => {
       this.beat().catch((err: unknown) => this.log.warn({ err }, "heartbeat failed"));
-    }, env.MOONMIND_HEARTBEAT_MS);
-
+    }, this.config.env.MOONMIND_HEARTBEAT_MS);
+    this.control = await startControl(
+      this.nc,
+      { id: this.id, runtimes: this.config.workerRuntimes, logins: () => [...this.logins.values()], stop: (r) => this.stop(r) },
+      this.log,
+    );
     for (const binding of this.config.workerShards) {
       const consumer = await this.js.consumers.get(STREAMS.jobs, shardConsumer(binding.runtime, binding.shard));
       this.loops.push(this.pullLoop(binding, consumer));
     }
-    this.log.info({ shards: this.bindingNames(), concurrency: env.MOONMIND_WORKER_CONCURRENCY }, "worker serving");
+    this.log.info({ logins: [...this.logins.keys()], paused, concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY }, "worker serving");
+  }
+
+  /** Every result of a login check: published, recorded, and turned into pause or resume. */
+  private announce(login: Login, a: AuthAnnouncement): void {
+    const r = a.result;
+    this.publisher
+      .worker(this.id, {
+        type: "preflight",
+        runtime: login.adapter.runtime,
+        status: r.status,
+        message: r.message,
+        checkedAt: r.checkedAt,
+        ...(r.volume ? { volume: r.volume } : {}),
+      })
+      .catch((err: unknown) => this.log.warn({ err }, "preflight event not published"));
+    this.log.info({ login: login.key, state: a.state, message: r.message }, "login check");
+    this.machine.send(a.state === "ready" ? { type: "LOGIN_READY", login: login.key } : { type: "LOGIN_LOST", login: login.key, reason: r.message });
+    if (this.heartbeat) this.beat().catch(() => undefined);
+  }
+
+  private pauseLogin(key: string, reason: string): void {
+    const login = this.logins.get(key);
+    if (!login || login.paused) return;
+    login.pause();
+    this.log.warn({ login: key, reason }, "pausing the login's shards: its jobs wait in the stream");
+    this.publisher
+      .worker(this.id, { type: "paused", runtime: login.adapter.runtime, volume: login.volume.name, shards: this.shardNames(login), reason })
+      .catch((err: unknown) => this.log.warn({ err }, "paused event not published"));
+  }
+
+  private resumeLogin(key: string): void {
+    const login = this.logins.get(key);
+    if (!login || !login.paused) return;
+    login.resume();
+    this.log.info({ login: key }, "resuming the login's shards");
+    this.publisher
+      .worker(this.id, { type: "resumed", runtime: login.adapter.runtime, volume: login.volume.name, shards: this.shardNames(login) })
+      .catch((err: unknown) => this.log.warn({ err }, "resumed event not published"));
+  }
+
+  private shardNames(login: Login): string[] {
+    return login.bindings.map((b) => shardConsumer(b.runtime, b.shard));
   }
 
   /** Jobs currently running on this worker. */
@@ -134,43 +252,53 @@ export class Worker implements AsyncDisposable {
     return [...this.running.keys()];
   }
 
-  private bindingNames(): string[] {
-    return this.config.workerShards.map((b) => shardConsumer(b.runtime, b.shard));
-  }
-
   /**
-   * One loop per bound consumer. A slot is taken before pulling, so a busy worker never holds
-   * a message it cannot start: another worker gets it instead.
+   * One loop per bound consumer. It pulls only while its login is ready and a slot is free (of the
+   * worker and of the login), so a busy or paused worker never holds a job another could start.
    */
   private async pullLoop(binding: ShardBinding, consumer: Consumer): Promise<void> {
     const signal = this.stopController.signal;
+    const login = this.bindingLogin.get(shardConsumer(binding.runtime, binding.shard))!;
     const expires = this.config.env.MOONMIND_PULL_EXPIRES_MS;
     while (!signal.aborted) {
-      if (!(await this.slots.acquire(signal))) break;
+      if (!(await login.whileResumed(signal))) break;
+      if (!(await login.slots.acquire(signal))) break;
+      if (!(await this.slots.acquire(signal))) {
+        login.slots.release();
+        break;
+      }
+      const release = () => {
+        this.slots.release();
+        login.slots.release();
+      };
+      if (login.paused) {
+        release();
+        continue;
+      }
       let msg: JsMsg | null = null;
       try {
         msg = await consumer.next({ expires });
       } catch (err) {
-        this.slots.release();
+        release();
         if (signal.aborted) break;
         this.log.warn({ err, consumer: shardConsumer(binding.runtime, binding.shard) }, "pull failed; retrying");
         await sleep(1_000, signal);
         continue;
       }
       if (!msg) {
-        this.slots.release();
+        release();
         continue;
       }
       if (signal.aborted) {
         msg.nak();
-        this.slots.release();
+        release();
         break;
       }
-      this.runJob(binding, msg).finally(() => this.slots.release());
+      this.runJob(login, msg).finally(release);
     }
   }
 
-  private async runJob(binding: ShardBinding, msg: JsMsg): Promise<void> {
+  private async runJob(login: Login, msg: JsMsg): Promise<void> {
     const parsed = JobRequestSchema.safeParse(safeJson(msg.data));
     if (!parsed.success) {
       // Intake validates everything it routes; anything else on a shard subject is not ours to run.
@@ -179,10 +307,8 @@ export class Worker implements AsyncDisposable {
       return;
     }
     const job = parsed.data;
-    const adapter = this.adapters.get(binding.runtime)!;
     const env = this.config.env;
-    const machine = provideJobMachine({ ...this.deps, adapter }, msg, job);
-    const actor = createActor(machine, {
+    const actor = createActor(provideJobMachine({ ...this.deps, login }, msg, job), {
       input: {
         job,
         keepAliveMs: Math.max(1_000, Math.floor(env.MOONMIND_ACK_WAIT_MS / 3)),
@@ -208,22 +334,6 @@ export class Worker implements AsyncDisposable {
     await done;
   }
 
-  private async preflight(adapter: RuntimeAdapter): Promise<PreflightResult> {
-    const cached = this.preflights.get(adapter.runtime);
-    if (cached && Date.now() - cached.at < PREFLIGHT_TTL_MS) return cached.result;
-    const result = await adapter.preflight();
-    this.preflights.set(adapter.runtime, { result, at: Date.now() });
-    await this.publisher.worker(this.id, {
-      type: "preflight",
-      runtime: adapter.runtime,
-      status: result.status,
-      message: result.message,
-      checkedAt: result.checkedAt,
-      ...(result.volume ? { volume: result.volume } : {}),
-    });
-    return result;
-  }
-
   private async isWorkerAlive(workerId: string): Promise<boolean> {
     const entry = await this.workers.get(workerId);
     if (!entry || entry.operation !== "PUT" || entry.length === 0) return false;
@@ -233,26 +343,43 @@ export class Worker implements AsyncDisposable {
   }
 
   private async beat(): Promise<void> {
+    const auth: WorkerRecord["auth"] = {};
+    for (const login of this.logins.values()) {
+      const snap = login.auth.getSnapshot();
+      const r = snap.context.last?.result;
+      auth[login.key] = { state: String(snap.value), status: r?.status ?? "skipped", message: r?.message ?? "", checkedAt: r?.checkedAt ?? "" };
+    }
     const record: WorkerRecord = {
       workerId: this.id,
       runtimes: this.config.workerRuntimes,
-      shards: this.bindingNames(),
+      shards: this.config.workerShards.map((b) => shardConsumer(b.runtime, b.shard)),
       concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY,
       inFlight: this.inFlight(),
       state: this.state,
+      auth,
+      versions: this.versions,
       version: VERSION,
       startedAt: this.startedAt,
       heartbeatAt: new Date().toISOString(),
     };
     await this.workers.put(this.id, JSON.stringify(record));
-    if (this.state === "serving") {
+    if (this.state === "serving" || this.state === "paused") {
       await this.publisher.worker(this.id, { type: "heartbeat", inFlight: record.inFlight });
     }
   }
 
   /** Ordered and idempotent: a second call awaits the first. */
   stop(reason = "stopped"): Promise<void> {
-    this.stopping ??= this.doStop(reason);
+    this.stopping ??= (async () => {
+      const snap = this.machine.getSnapshot();
+      if (snap.status === "active" && !snap.matches("booting") && !snap.matches("checking")) {
+        this.machine.send({ type: "DRAIN", reason });
+        await toPromise(this.machine);
+      } else {
+        if (snap.status === "active") this.machine.stop();
+        await this.drain(reason);
+      }
+    })();
     return this.stopping;
   }
 
@@ -260,7 +387,8 @@ export class Worker implements AsyncDisposable {
     await this.stop();
   }
 
-  private async doStop(reason: string): Promise<void> {
+  /** stop pulling → settle running jobs (finish or hand back) → deregister → drain the connection. */
+  private async drain(reason: string): Promise<void> {
     const step = async (name: string, fn: () => Promise<unknown> | unknown) => {
       try {
         await fn();
@@ -268,7 +396,6 @@ export class Worker implements AsyncDisposable {
         this.log.warn({ err, step: name }, "stop step failed; continuing");
       }
     };
-    this.state = "draining";
     await step("announce draining", () => this.publisher.worker(this.id, { type: "draining", inFlight: this.inFlight() }));
     await step("stop pulling", async () => {
       this.stopController.abort();
@@ -288,8 +415,9 @@ export class Worker implements AsyncDisposable {
       }
     });
     clearInterval(this.heartbeat);
-    this.state = "stopped";
-    await step("deregister", () => this.workers.delete(this.id));
+    for (const login of this.logins.values()) login.stop();
+    await step("stop control service", () => this.control?.stop());
+    await step("deregister", () => this.workers?.delete(this.id));
     await step("announce offline", () => this.publisher.worker(this.id, { type: "offline", reason }));
     await step("drain connection", () => this.nc.drain());
     this.log.info({ reason }, "worker stopped");

@@ -41,9 +41,9 @@ export function describeWorkerEvent(e: WorkerEvent): string {
     case "diagnostics":
       return `diagnostics ${JSON.stringify(e.detail)}`;
     case "paused":
-      return `paused ${e.runtime}: ${e.reason}`;
+      return `paused ${e.runtime} (${e.volume}; ${e.shards.join(" ")}): ${e.reason}`;
     case "resumed":
-      return `resumed ${e.runtime}`;
+      return `resumed ${e.runtime} (${e.volume}; ${e.shards.join(" ")})`;
     case "draining":
       return `draining (${e.inFlight.length} running)`;
     case "offline":

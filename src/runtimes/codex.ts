@@ -1,14 +1,26 @@
 /**
- * Codex CLI adapter: `codex login status` as preflight, `codex exec` unattended.
- * Flags verified against the pinned CLI (see docs and tests/e2e): approval_policy="never" and a
- * sandbox mode are always given, output is JSONL (--json), the final message goes to a file.
+ * Codex CLI adapter. Preflight: `codex login status` (offline; it never refreshes, and says
+ * "Logged in" even when the ChatGPT tokens are dead, so a job's own 401 also counts as evidence).
+ * Runs: `codex exec` with approval_policy="never", a sandbox mode, JSONL events, stdin closed and
+ * the final message written to a file, in a private CODEX_HOME seeded from the volume.
  */
 import { join } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
 import type { JobRequest } from "../schemas/job.js";
-import type { PreflightResult } from "../schemas/run.js";
-import { runProcess } from "./process.js";
-import { baseAgentEnv, type AgentInvocation, type OutputEvent, type RuntimeAdapter, type WorkspacePaths } from "./types.js";
 import { buildPrompt } from "./prompt.js";
+import { AGENT_GIT_IDENTITY, cliVersion, oneLine, runCheck, volumeForShard } from "./cli-adapter.js";
+import { digestOf, readIfExists, seedHome, type CredentialWriter } from "./home.js";
+import { mergeTopLevelToml } from "./toml.js";
+import {
+  baseAgentEnv,
+  type AgentInvocation,
+  type AuthCheck,
+  type LoginVolume,
+  type OutputEvent,
+  type PrivateHome,
+  type RuntimeAdapter,
+  type WorkspacePaths,
+} from "./types.js";
 
 export interface CodexSettings {
   bin: string;
@@ -16,65 +28,121 @@ export interface CodexSettings {
   volumePath: string;
   sandbox: "read-only" | "workspace-write" | "danger-full-access";
   model?: string | undefined;
-  preflightTimeoutMs?: number;
+  maxParallel: number;
+  /** The broker's URL for a volume's refreshes; undefined = no broker (one run per ChatGPT login). */
+  brokerUrl?: ((volume: LoginVolume) => string | undefined) | undefined;
+  writer?: CredentialWriter | undefined;
+  checkTimeoutMs?: number;
 }
 
-/** Output that means the ChatGPT login is dead, whatever `login status` says. */
+/** Output that means the login is dead, whatever `login status` says. */
 const LOGIN_EXPIRED = [
   /refresh token (?:was )?already (?:been )?used/i,
   /access token could not be refreshed/i,
   /invalid_grant/i,
+  /refresh_token_reused/i,
   /\b401 Unauthorized\b/i,
   /Please log out and sign in again/i,
-  /not logged in/i,
+  /Not logged in/i,
 ];
+
+/** Keys the runtime guarantees in the volume's config.toml; everything else stays the user's. */
+export const CODEX_CONFIG_TEMPLATE = { approval_policy: '"never"' } as const;
+
+export function isUsableCodexAuth(bytes: Buffer): boolean {
+  try {
+    const auth = JSON.parse(bytes.toString("utf8")) as {
+      OPENAI_API_KEY?: string | null;
+      tokens?: { access_token?: string; refresh_token?: string } | null;
+    };
+    if (typeof auth.OPENAI_API_KEY === "string" && auth.OPENAI_API_KEY.length > 0) return true;
+    return Boolean(auth.tokens?.access_token && auth.tokens?.refresh_token);
+  } catch {
+    return false;
+  }
+}
 
 export class CodexAdapter implements RuntimeAdapter {
   readonly runtime = "codex" as const;
-  readonly volume: { name: string; path: string };
+  readonly requiresResult = false;
+  readonly bin: string;
 
   constructor(private readonly settings: CodexSettings) {
-    this.volume = { name: settings.volumeName, path: settings.volumePath };
+    this.bin = settings.bin;
   }
 
-  remedy(): string {
-    return `run tools/auth-codex-volume.sh to log in on volume ${this.volume.name}`;
+  volumeFor(shard: number): LoginVolume {
+    return volumeForShard(this.settings.volumeName, this.settings.volumePath, shard);
   }
 
-  async preflight(signal?: AbortSignal): Promise<PreflightResult> {
-    const lines: string[] = [];
-    const result = await runProcess(
-      { bin: this.settings.bin, args: ["login", "status"], env: this.env(), cwd: this.volume.path },
-      {
-        ...(signal ? { signal } : {}),
-        timeoutMs: this.settings.preflightTimeoutMs ?? 30_000,
-        killGraceMs: 1_000,
-        onLine: (line) => lines.push(line),
-      },
+  remedy(volume: LoginVolume): string {
+    return `run tools/auth-codex-volume.sh --local ${volume.path} (or moonmind auth codex) to log in on volume ${volume.name}`;
+  }
+
+  async check(volume: LoginVolume, signal?: AbortSignal): Promise<AuthCheck> {
+    const checkedAt = () => new Date().toISOString();
+    const run = await runCheck(
+      { bin: this.bin, args: ["login", "status"], env: this.baseEnv(volume.path), cwd: "/" },
+      this.settings.checkTimeoutMs ?? 30_000,
+      signal,
     );
-    const checkedAt = new Date().toISOString();
-    const volume = this.volume.name;
-    if (result.spawnError) {
+    const auth = await readIfExists(join(volume.path, "auth.json"));
+    const fingerprint = auth ? digestOf(auth) : undefined;
+    if (run.missing || (run.error && run.exitCode === 127)) {
       return {
-        status: "failed",
-        checkedAt,
-        volume,
-        message: `codex CLI not found at '${this.settings.bin}' (${result.spawnError.message}): install @openai/codex or set MOONMIND_CODEX_BIN`,
+        state: "unavailable",
+        fingerprint,
+        result: {
+          status: "failed",
+          checkedAt: checkedAt(),
+          volume: volume.name,
+          message: `codex CLI not found at '${this.bin}': npm install @openai/codex@0.169.0, or set MOONMIND_CODEX_BIN`,
+        },
       };
     }
-    if (result.exitCode === 0) {
-      return { status: "passed", checkedAt, volume, message: `codex login status passed for volume ${volume}` };
+    if (run.exitCode === 0) {
+      return {
+        state: "ready",
+        fingerprint,
+        result: { status: "passed", checkedAt: checkedAt(), volume: volume.name, message: `codex login status passed for volume ${volume.name}` },
+      };
     }
-    const said = lines.join(" ").trim().slice(0, 200);
+    const said = oneLine(run.output || run.error || "", 160);
     return {
-      status: "failed",
-      checkedAt,
-      volume,
-      message: `codex login status failed for volume ${volume}${said ? ` (${said})` : ""}: ${this.remedy()}`,
+      state: run.exitCode === 124 ? "unavailable" : "unauthenticated",
+      fingerprint,
+      result: {
+        status: "failed",
+        checkedAt: checkedAt(),
+        volume: volume.name,
+        message: `codex login status failed for volume ${volume.name}${said ? ` (${said})` : ""}: ${this.remedy(volume)}`,
+      },
     };
   }
 
-  invocation(job: JobRequest, ws: WorkspacePaths): AgentInvocation {
+  /** Guarantees approval_policy = "never" in the volume's config.toml without touching the rest. */
+  async prepareVolume(volume: LoginVolume): Promise<void> {
+    const path = join(volume.path, "config.toml");
+    const before = (await readIfExists(path))?.toString("utf8") ?? "";
+    const after = mergeTopLevelToml(before, CODEX_CONFIG_TEMPLATE);
+    if (after !== before) await writeFile(path, after, { mode: 0o600 });
+  }
+
+  async prepareHome(volume: LoginVolume, runDir: string): Promise<PrivateHome> {
+    const broker = this.settings.brokerUrl?.(volume);
+    return seedHome(
+      volume,
+      join(runDir, "codex-home"),
+      {
+        copy: ["auth.json", "config.toml", "AGENTS.md", "instructions.md"],
+        credential: { file: "auth.json", validate: isUsableCodexAuth },
+        env: (home) => ({ CODEX_HOME: home, HOME: home, ...(broker ? { CODEX_REFRESH_TOKEN_URL_OVERRIDE: broker } : {}) }),
+      },
+      this.settings.writer,
+    );
+  }
+
+  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome): AgentInvocation {
     const lastMessageFile = join(ws.outDir, "last-message.md");
     const model = job.task.runtime?.model ?? this.settings.model;
     const effort = job.task.runtime?.effort;
@@ -84,7 +152,7 @@ export class CodexAdapter implements RuntimeAdapter {
       "--skip-git-repo-check",
       "-c",
       'approval_policy="never"',
-      // Commands the model runs get a minimal environment, not the CLI's (which names CODEX_HOME).
+      // Commands the model runs get a minimal environment, not the CLI's (which names its home).
       "-c",
       "shell_environment_policy.inherit=core",
       "--sandbox",
@@ -98,7 +166,11 @@ export class CodexAdapter implements RuntimeAdapter {
       "--",
       buildPrompt(job),
     ];
-    return { bin: this.settings.bin, args, env: this.env(), cwd: ws.repoDir, lastMessageFile };
+    return { bin: this.bin, args, env: { ...this.baseEnv(home.dir), ...home.env }, cwd: ws.repoDir, lastMessageFile };
+  }
+
+  createParser(): (line: string) => OutputEvent[] {
+    return (line) => this.parseLine(line);
   }
 
   parseLine(line: string): OutputEvent[] {
@@ -113,7 +185,8 @@ export class CodexAdapter implements RuntimeAdapter {
         const item = event.item ?? {};
         if (item.type === "agent_message" && item.text) return [{ kind: "message", text: item.text }];
         if (item.type === "command_execution" && item.command) {
-          return [{ kind: "progress", text: `ran ${item.command}${item.exit_code !== undefined ? ` (exit ${item.exit_code})` : ""}` }];
+          const exit = item.exit_code === undefined || item.exit_code === null ? "" : ` (exit ${item.exit_code})`;
+          return [{ kind: "progress", text: `ran ${item.command}${exit}` }];
         }
         if (item.type === "file_change" && item.changes) {
           return [{ kind: "progress", text: `changed ${item.changes.map((c) => c.path).join(", ")}` }];
@@ -122,8 +195,12 @@ export class CodexAdapter implements RuntimeAdapter {
         if (item.type === "error" && item.message) return [{ kind: "progress", text: `warning: ${item.message}` }];
         return [];
       }
-      case "turn.failed":
-        return [{ kind: "error", text: event.error?.message ?? "turn failed" }];
+      case "turn.completed":
+        return [{ kind: "result", ok: true }];
+      case "turn.failed": {
+        const text = event.error?.message ?? "turn failed";
+        return [{ kind: "error", text }, { kind: "result", ok: false, text }];
+      }
       case "error":
         // Retry notices ("Reconnecting... 2/5") share the type with fatal errors.
         if (/^Reconnecting/i.test(event.message ?? "")) return [{ kind: "progress", text: event.message! }];
@@ -137,8 +214,35 @@ export class CodexAdapter implements RuntimeAdapter {
     return LOGIN_EXPIRED.some((re) => re.test(text));
   }
 
-  private env(): Record<string, string> {
-    return { ...baseAgentEnv(), CODEX_HOME: this.volume.path };
+  /** A rotating ChatGPT login without the broker is safe for one run at a time only. */
+  async maxParallel(volume: LoginVolume): Promise<number> {
+    const auth = await readIfExists(join(volume.path, "auth.json"));
+    let chatgpt = false;
+    try {
+      chatgpt = auth !== undefined && (JSON.parse(auth.toString("utf8")) as { tokens?: unknown }).tokens != null;
+    } catch {
+      chatgpt = false;
+    }
+    if (chatgpt && !this.settings.brokerUrl?.(volume)) return 1;
+    return this.settings.maxParallel;
+  }
+
+  version(): Promise<string | undefined> {
+    return cliVersion(this.bin, baseAgentEnv());
+  }
+
+  private baseEnv(home: string): Record<string, string> {
+    return { ...baseAgentEnv(), ...AGENT_GIT_IDENTITY, CODEX_HOME: home, HOME: home };
+  }
+}
+
+/** Reads the volume's auth.json mode: "chatgpt" (rotating tokens), "apikey", or undefined. */
+export async function codexAuthMode(volumePath: string): Promise<string | undefined> {
+  try {
+    const auth = JSON.parse(await readFile(join(volumePath, "auth.json"), "utf8")) as { auth_mode?: string; tokens?: unknown };
+    return auth.auth_mode ?? (auth.tokens ? "chatgpt" : "apikey");
+  } catch {
+    return undefined;
   }
 }
 
@@ -150,7 +254,7 @@ interface CodexEvent {
     type?: string;
     text?: string;
     command?: string;
-    exit_code?: number;
+    exit_code?: number | null;
     message?: string;
     changes?: Array<{ path: string }>;
   };

@@ -17,29 +17,67 @@ export interface AgentInvocation {
 export type OutputEvent =
   | { kind: "progress"; text: string }
   | { kind: "message"; text: string }
-  | { kind: "error"; text: string };
+  | { kind: "error"; text: string }
+  /** The CLI's own verdict on the turn, where its output has one. */
+  | { kind: "result"; ok: boolean; text?: string | undefined };
 
 export interface WorkspacePaths {
   repoDir: string;
   outDir: string;
 }
 
+/** A login volume: its name for messages, its path on this machine. */
+export interface LoginVolume {
+  name: string;
+  path: string;
+}
+
+export const AUTH_STATES = ["ready", "unauthenticated", "unavailable"] as const;
+export type AuthState = (typeof AUTH_STATES)[number];
+
+export interface AuthCheck {
+  state: AuthState;
+  result: PreflightResult;
+  /** Digest of the login's credentials, so a re-check can tell whether anything changed. */
+  fingerprint?: string | undefined;
+}
+
+/** The private home one run works in, seeded from the volume. */
+export interface PrivateHome {
+  dir: string;
+  /** Variables that point the CLI at this home and its login. */
+  env: Record<string, string>;
+  /** Writes credentials the CLI rotated during the run back to the volume, by compare-and-set. */
+  writeBack(): Promise<WriteBackResult>;
+}
+export type WriteBackResult = "written" | "unchanged" | "stale" | "invalid";
+
 export interface RuntimeAdapter {
   readonly runtime: Runtime;
-  /** The login volume: its name for messages, its path on this machine. */
-  readonly volume: { name: string; path: string };
+  readonly bin: string;
+  /** The login volume serving a shard (`{shard}` in a volume path gives each shard its own). */
+  volumeFor(shard: number): LoginVolume;
   /** Checks the login without a prompt and without calling the model. */
-  preflight(signal?: AbortSignal): Promise<PreflightResult>;
-  invocation(job: JobRequest, ws: WorkspacePaths): AgentInvocation;
-  parseLine(line: string): OutputEvent[];
-  /** True when this output shows the login expired or was revoked (the job is requeued, the runtime re-checked). */
+  check(volume: LoginVolume, signal?: AbortSignal): Promise<AuthCheck>;
+  /** Start-up preparation of a volume (codex merges its config template). */
+  prepareVolume(volume: LoginVolume): Promise<void>;
+  prepareHome(volume: LoginVolume, runDir: string): Promise<PrivateHome>;
+  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome): AgentInvocation;
+  /** A parser for one run's machine output (it may keep state across lines, e.g. streamed text). */
+  createParser(): (line: string) => OutputEvent[];
+  /** True when this output shows the login expired or was revoked. */
   loginExpired(text: string): boolean;
+  /** Success needs the CLI's own `result` event, not only exit code 0 (a killed gemini exits 0). */
+  readonly requiresResult: boolean;
+  /** How many runs one login may serve at once. */
+  maxParallel(volume: LoginVolume): Promise<number>;
+  version(): Promise<string | undefined>;
+  remedy(volume: LoginVolume): string;
 }
 
 /** Variables passed through to every agent CLI; everything else of the worker's environment stays behind. */
 export const PASSTHROUGH_ENV = [
   "PATH",
-  "HOME",
   "USER",
   "LOGNAME",
   "SHELL",
@@ -47,7 +85,6 @@ export const PASSTHROUGH_ENV = [
   "LC_ALL",
   "LC_CTYPE",
   "TZ",
-  "TMPDIR",
   "HTTP_PROXY",
   "HTTPS_PROXY",
   "NO_PROXY",

@@ -82,8 +82,15 @@ export const WorkerEventSchema = z.discriminatedUnion("type", [
     volume: z.string().optional(),
   }),
   z.object({ type: z.literal("diagnostics"), ...workerBase, detail: z.record(z.string(), z.unknown()) }),
-  z.object({ type: z.literal("paused"), ...workerBase, runtime: RuntimeSchema, reason: z.string() }),
-  z.object({ type: z.literal("resumed"), ...workerBase, runtime: RuntimeSchema }),
+  z.object({
+    type: z.literal("paused"),
+    ...workerBase,
+    runtime: RuntimeSchema,
+    volume: z.string(),
+    shards: z.array(z.string()),
+    reason: z.string(),
+  }),
+  z.object({ type: z.literal("resumed"), ...workerBase, runtime: RuntimeSchema, volume: z.string(), shards: z.array(z.string()) }),
   z.object({ type: z.literal("draining"), ...workerBase, inFlight: z.array(z.string()) }),
   z.object({ type: z.literal("offline"), ...workerBase, reason: z.string() }),
 ]);
@@ -97,6 +104,12 @@ export const WorkerRecordSchema = z.object({
   concurrency: z.number().int(),
   inFlight: z.array(z.string()),
   state: z.string(),
+  /** Auth state per login (`<runtime>:<volume>`). */
+  auth: z.record(
+    z.string(),
+    z.object({ state: z.string(), status: z.string(), message: z.string(), checkedAt: z.string() }),
+  ),
+  versions: z.record(z.string(), z.string()),
   version: z.string(),
   startedAt: z.string(),
   heartbeatAt: z.string(),
