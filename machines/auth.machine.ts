@@ -59,6 +59,23 @@ export const authMachine = setup({
   actions: {
     /** Publish the result (status.workers.<id>.preflight) and pause or resume the login's shards. */
     announce: (_, _params: AuthAnnouncement) => {},
+    recordEvidence: assign(({ context, event }) => {
+      const e = event as Extract<AuthEvent, { type: "LOGIN_EXPIRED" }>;
+      return {
+        forced: false,
+        expiredFingerprint: context.last?.fingerprint,
+        last: {
+          state: "unauthenticated" as const,
+          fingerprint: context.last?.fingerprint,
+          result: {
+            status: "failed" as const,
+            checkedAt: e.at,
+            ...(context.last?.result.volume ? { volume: context.last.result.volume } : {}),
+            message: `a job's output shows the login expired (${e.evidence}): ${e.remedy}`,
+          },
+        },
+      };
+    }),
   },
   guards: {
     passedAndTrusted: ({ context, event }) => {
@@ -79,6 +96,9 @@ export const authMachine = setup({
   initial: "checking",
   states: {
     checking: {
+      // Evidence that arrives while a check runs must not be lost: that check's pass of the
+      // same credentials will not be believed.
+      on: { LOGIN_EXPIRED: { actions: "recordEvidence" } },
       invoke: {
         src: "check",
         onDone: [
@@ -117,22 +137,7 @@ export const authMachine = setup({
       after: { ttl: "checking" },
       on: {
         CHECK: { target: "checking", actions: assign({ forced: ({ event }) => event.force === true }) },
-        LOGIN_EXPIRED: {
-          target: "unauthenticated",
-          actions: assign({
-            expiredFingerprint: ({ context }) => context.last?.fingerprint,
-            last: ({ context, event }) => ({
-              state: "unauthenticated" as const,
-              fingerprint: context.last?.fingerprint,
-              result: {
-                status: "failed" as const,
-                checkedAt: event.at,
-                ...(context.last?.result.volume ? { volume: context.last.result.volume } : {}),
-                message: `a job's output shows the login expired (${event.evidence}): ${event.remedy}`,
-              },
-            }),
-          }),
-        },
+        LOGIN_EXPIRED: { target: "unauthenticated", actions: "recordEvidence" },
       },
     },
     unauthenticated: {

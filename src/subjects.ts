@@ -15,6 +15,8 @@ export const STREAMS = {
 export const BUCKETS = {
   runs: "runs",
   workers: "workers",
+  /** Per-volume locks for credential write-back and token refreshes (short TTL). */
+  authLocks: "auth_locks",
 } as const;
 
 export const OBJECT_STORES = {

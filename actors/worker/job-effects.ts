@@ -2,7 +2,7 @@
  * The job machine's effects on a real worker: KV run records, the workspace, the agent CLI,
  * the object store, status events and the JetStream message itself.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { ObjectStore } from "@nats-io/obj";
@@ -173,6 +173,8 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           return "failed";
         });
         if (writeBack !== "unchanged") log.info({ jobId: job.id, volume: login.volume.name, writeBack }, "credentials write-back");
+        // Credentials never outlive the run, even where workspaces are kept.
+        await rm(home.dir, { recursive: true, force: true });
         if (inv.lastMessageFile) {
           const fromFile = (await readFile(inv.lastMessageFile, "utf8").catch(() => "")).trim();
           if (fromFile) lastMessage = fromFile;

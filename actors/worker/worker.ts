@@ -20,7 +20,7 @@ import { StatusPublisher } from "../../src/events.js";
 import type { Logger } from "../../src/logger.js";
 import { RunStore } from "../../src/runs/store.js";
 import { createAdapter, type AdapterDeps } from "../../src/runtimes/index.js";
-import type { RuntimeAdapter } from "../../src/runtimes/types.js";
+import type { LoginVolume, RuntimeAdapter } from "../../src/runtimes/types.js";
 import { WorkerRecordSchema, type WorkerRecord } from "../../src/schemas/events.js";
 import { JobRequestSchema } from "../../src/schemas/job.js";
 import type { Runtime } from "../../src/schemas/runtime.js";
@@ -29,6 +29,7 @@ import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer } from "../../src/subjec
 import { VERSION } from "../../src/version.js";
 import { WorkspaceManager } from "../../src/workspace/git.js";
 import { startControl } from "./control.js";
+import { WorkerCredentials } from "./credentials.js";
 import { provideJobMachine, type JobDeps } from "./job-effects.js";
 import { Login, loginKey } from "./logins.js";
 import { Slots } from "./slots.js";
@@ -56,16 +57,23 @@ export class Worker implements AsyncDisposable {
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private readonly startedAt = new Date().toISOString();
+  private readonly credentials: WorkerCredentials;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly config: Config,
     private readonly log: Logger,
-    private readonly adapterDeps: AdapterDeps = {},
+    overrides: AdapterDeps = {},
   ) {
     this.js = jetstream(nc);
     this.publisher = new StatusPublisher(this.js);
     this.slots = new Slots(config.env.MOONMIND_WORKER_CONCURRENCY);
+    this.credentials = new WorkerCredentials(nc, config.workerId, config.env.MOONMIND_STREAM_REPLICAS, log);
+    const adapterDeps: AdapterDeps = {
+      writer: this.credentials.writer,
+      ...(config.env.MOONMIND_TOKEN_BROKER ? { codexBroker: (v: LoginVolume) => this.credentials.brokerUrl(v) } : {}),
+      ...overrides,
+    };
     const adapters = new Map<Runtime, RuntimeAdapter>();
     for (const binding of config.workerShards) {
       const adapter = adapters.get(binding.runtime) ?? createAdapter(binding.runtime, config, adapterDeps);
@@ -164,6 +172,9 @@ export class Worker implements AsyncDisposable {
     for (const login of this.logins.values()) {
       try {
         await login.adapter.prepareVolume(login.volume);
+        if (login.adapter.runtime === "codex" && this.config.env.MOONMIND_TOKEN_BROKER) {
+          await this.credentials.startBroker(login.volume, this.config.env.MOONMIND_CODEX_REFRESH_URL);
+        }
       } catch (err) {
         problems.push(`${login.key}: cannot prepare volume ${login.volume.path}: ${(err as Error).message}`);
       }
@@ -416,6 +427,7 @@ export class Worker implements AsyncDisposable {
     });
     clearInterval(this.heartbeat);
     for (const login of this.logins.values()) login.stop();
+    await step("stop token brokers", () => this.credentials.stop());
     await step("stop control service", () => this.control?.stop());
     await step("deregister", () => this.workers?.delete(this.id));
     await step("announce offline", () => this.publisher.worker(this.id, { type: "offline", reason }));

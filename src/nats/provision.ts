@@ -17,6 +17,7 @@ import {
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
+import { ensureLocksBucket } from "../auth/volume-lock.js";
 import type { Config } from "../config.js";
 import { RUNTIMES } from "../schemas/runtime.js";
 import {
@@ -115,6 +116,9 @@ export async function provision(nc: NatsConnection, config: Config): Promise<Pro
     { history: 1, replicas, storage: StorageType.File, ttl: config.env.MOONMIND_WORKER_TTL_MS },
     report,
   );
+  const locksExisted = await streamExists(jsm, `KV_${BUCKETS.authLocks}`);
+  await ensureLocksBucket(nc, replicas);
+  (locksExisted ? report.unchanged : report.created).push(`kv ${BUCKETS.authLocks}`);
   const objm = new Objm(nc);
   const objStream = `OBJ_${OBJECT_STORES.artifacts}`;
   if (await streamExists(jsm, objStream)) {

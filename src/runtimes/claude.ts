@@ -52,9 +52,9 @@ const LOGIN_EXPIRED = [
   /"loggedIn"\s*:\s*false/,
 ];
 
-export function isUsableClaudeCredentials(bytes: Buffer): boolean {
+export function isUsableClaudeCredentials(bytes: Uint8Array): boolean {
   try {
-    const c = JSON.parse(bytes.toString("utf8")) as { claudeAiOauth?: { accessToken?: string; refreshToken?: string } };
+    const c = JSON.parse(Buffer.from(bytes).toString("utf8")) as { claudeAiOauth?: { accessToken?: string; refreshToken?: string } };
     return Boolean(c.claudeAiOauth?.accessToken && c.claudeAiOauth?.refreshToken);
   } catch {
     return false;

@@ -49,9 +49,9 @@ const LOGIN_EXPIRED = [
 /** Keys the runtime guarantees in the volume's config.toml; everything else stays the user's. */
 export const CODEX_CONFIG_TEMPLATE = { approval_policy: '"never"' } as const;
 
-export function isUsableCodexAuth(bytes: Buffer): boolean {
+export function isUsableCodexAuth(bytes: Uint8Array): boolean {
   try {
-    const auth = JSON.parse(bytes.toString("utf8")) as {
+    const auth = JSON.parse(Buffer.from(bytes).toString("utf8")) as {
       OPENAI_API_KEY?: string | null;
       tokens?: { access_token?: string; refresh_token?: string } | null;
     };

@@ -56,9 +56,9 @@ const LOGIN_EXPIRED = [
   /Invalid auth method/i,
 ];
 
-export function isUsableGeminiOauth(bytes: Buffer): boolean {
+export function isUsableGeminiOauth(bytes: Uint8Array): boolean {
   try {
-    const c = JSON.parse(bytes.toString("utf8")) as { refresh_token?: string; access_token?: string };
+    const c = JSON.parse(Buffer.from(bytes).toString("utf8")) as { refresh_token?: string; access_token?: string };
     return Boolean(c.refresh_token || c.access_token);
   } catch {
     return false;

@@ -39,14 +39,14 @@ export type CredentialWriter = (
   file: string,
   expectedDigest: string,
   next: Buffer,
-  validate: (bytes: Buffer) => boolean,
+  validate: (bytes: Uint8Array) => boolean,
 ) => Promise<"written" | "stale" | "invalid">;
 
 export interface SeedSpec {
   /** Files (relative to the volume) copied into the private home when present. */
   copy: string[];
   /** The file the CLI rotates, and what counts as a usable one. */
-  credential?: { file: string; validate: (bytes: Buffer) => boolean };
+  credential?: { file: string; validate: (bytes: Uint8Array) => boolean };
   env: (homeDir: string) => Record<string, string>;
 }
 

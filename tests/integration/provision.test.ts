@@ -11,12 +11,12 @@ afterAll(async () => stack?.stop());
 
 describe("provision", () => {
   it("changes nothing when run again", async () => {
-    const before = await Promise.all(["JOBS", "STATUS", "LOGS", "DEAD", "KV_runs", "KV_workers", "OBJ_artifacts"].map((s) => stack.jsm.streams.info(s)));
+    const before = await Promise.all(["JOBS", "STATUS", "LOGS", "DEAD", "KV_runs", "KV_workers", "KV_auth_locks", "OBJ_artifacts"].map((s) => stack.jsm.streams.info(s)));
     const report = await provision(stack.nc, stack.config());
     expect(report.created).toEqual([]);
     expect(report.updated).toEqual([]);
-    // 4 streams, 6 consumers (intake, 3 codex, 1 claude, 1 gemini), 2 KV buckets, 1 object store
-    expect(report.unchanged).toHaveLength(4 + 6 + 2 + 1);
+    // 4 streams, 6 consumers (intake, 3 codex, 1 claude, 1 gemini), 3 KV buckets, 1 object store
+    expect(report.unchanged).toHaveLength(4 + 6 + 3 + 1);
     const after = await Promise.all(before.map((s) => stack.jsm.streams.info(s.config.name)));
     expect(after.map((s) => s.config)).toEqual(before.map((s) => s.config));
   });

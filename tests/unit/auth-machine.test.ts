@@ -105,3 +105,33 @@ describe("auth machine", () => {
     expect(t.announced).toHaveLength(1);
   });
 });
+
+describe("auth machine: evidence during a check", () => {
+  it("does not lose a job's expired login that arrives while a re-check runs", async () => {
+    let release!: (r: AuthCheckResult) => void;
+    let calls = 0;
+    const announced: AuthAnnouncement[] = [];
+    const clock = new SimulatedClock();
+    const actor = createActor(
+      authMachine.provide({
+        actors: {
+          check: fromPromise(() => {
+            calls++;
+            if (calls === 1) return Promise.resolve(passed("fp-1"));
+            return new Promise<AuthCheckResult>((r) => (release = r));
+          }),
+        },
+        actions: { announce: (_, p) => void announced.push(p) },
+      }),
+      { clock, input: { ttlMs: 1_000, recheckMs: 1_000 } },
+    );
+    actor.start();
+    await waitFor(actor, (s) => s.matches("ready"));
+    clock.increment(1_000);
+    await waitFor(actor, (s) => s.matches("checking") && calls === 2);
+    actor.send({ type: "LOGIN_EXPIRED", evidence: "invalid_grant", at: "t", remedy: "log in" });
+    release(passed("fp-1"));
+    await waitFor(actor, (s) => s.matches("unauthenticated"));
+    expect(announced.at(-1)?.result.message).toMatch(/invalid_grant/);
+  });
+});

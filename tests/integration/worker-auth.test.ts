@@ -1,0 +1,119 @@
+/**
+ * A worker and its logins (stand-in codex): strict start-up fails with the remedy (exit 78),
+ * non-strict starts paused and resumes when a login appears, and a job whose output shows the
+ * login expired goes back to the queue, pauses the login, and runs once an operator re-checks.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { execa } from "execa";
+import { Intake } from "../../actors/intake/intake.js";
+import { Worker } from "../../actors/worker/worker.js";
+import type { PreflightReply } from "../../actors/worker/control.js";
+import { createLogger } from "../../src/logger.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { SUBJECTS } from "../../src/subjects.js";
+import { recordJobEvents, type EventLog } from "../helpers/events.js";
+import { startStack, type TestStack } from "../helpers/stack.js";
+import { waitForWorkerEvent } from "../helpers/worker-events.js";
+
+let stack: TestStack;
+let intake: Intake;
+let events: EventLog;
+const log = createLogger({ actor: "test" }, "silent");
+const BIN = join(import.meta.dirname, "../../src/cli/bin.mjs");
+
+beforeAll(async () => {
+  stack = await startStack({ MOONMIND_AUTH_TTL_MS: "1000" });
+  events = recordJobEvents(stack.nc);
+  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
+  await intake.start();
+});
+
+afterAll(async () => {
+  events?.close();
+  await intake?.stop();
+  await stack?.stop();
+});
+
+const emptyVolume = () => join(stack.dir, "empty-volume");
+
+describe("start-up", () => {
+  it("exits 78 with the remedy when a required login is missing", async () => {
+    const r = await execa(process.execPath, [BIN, "worker"], {
+      env: { ...stack.env, CODEX_VOLUME_PATH: emptyVolume(), MOONMIND_WORKER_ID: "w-strict", MOONMIND_LOG_LEVEL: "silent" },
+      reject: false,
+      timeout: 60_000,
+      stdin: "ignore",
+    });
+    expect(r.exitCode).toBe(78);
+    expect(r.stderr).toMatch(/codex login status failed for volume codex_auth_volume/);
+    expect(r.stderr).toMatch(/tools\/auth-codex-volume\.sh/);
+    expect(r.stderr).toMatch(/MOONMIND_STARTUP_STRICT=false/);
+  });
+
+  it("starts paused when not strict, keeps jobs waiting, and resumes when the login appears", async () => {
+    const volume = join(stack.dir, "late-volume");
+    const paused = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-late" && e.type === "paused");
+    const worker = new Worker(
+      await connectNats({ servers: stack.server.url, name: "w-late" }),
+      stack.config({ CODEX_VOLUME_PATH: volume, MOONMIND_WORKER_ID: "w-late", MOONMIND_STARTUP_STRICT: "false" }),
+      log,
+    );
+    await worker.start();
+    try {
+      expect(worker.state).toBe("paused");
+      expect(await paused).toMatchObject({ runtime: "codex", reason: expect.stringMatching(/auth-codex-volume/) });
+
+      await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "late-1", repository: stack.repo, instructions: "say late" }));
+      await events.waitFor((e) => e.jobId === "late-1" && e.type === "routed");
+      expect((await stack.runs.get("late-1"))!.record.state).toBe("queued");
+
+      const resumed = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-late" && e.type === "resumed");
+      await mkdir(volume, { recursive: true });
+      await writeFile(join(volume, "auth.json"), JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: "stand-in" }));
+      await resumed;
+      const done = await events.waitFor((e) => e.jobId === "late-1" && e.type === "succeeded");
+      expect(done).toMatchObject({ workerId: "w-late", attempt: 1 });
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+describe("a job whose login expired", () => {
+  it("goes back to the queue without spending an attempt, pauses the login, and runs after an operator's re-check", async () => {
+    const worker = new Worker(
+      await connectNats({ servers: stack.server.url, name: "w-exp" }),
+      stack.config({ MOONMIND_WORKER_ID: "w-exp", MOONMIND_WORKER_TTL_MS: "1000" }),
+      log,
+    );
+    await worker.start();
+    try {
+      const paused = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-exp" && e.type === "paused");
+      const marker = join(stack.dir, "expire-marker");
+      await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "exp-1", repository: stack.repo, instructions: `expire-once ${marker}\nsay recovered` }));
+      expect(await paused).toMatchObject({ reason: expect.stringMatching(/refresh token was already used/) });
+      // The login pauses as soon as the output is read; the run record follows when the job settles.
+      await vi.waitFor(async () => {
+        expect((await stack.runs.get("exp-1"))!.record).toMatchObject({ state: "queued", attempts: 0, lastError: { code: "AUTH_EXPIRED" } });
+      });
+
+      // `login status` still passes on the same credentials: a timed re-check does not believe it.
+      await waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-exp" && e.type === "preflight" && e.status === "failed");
+      expect(worker.state).toBe("paused");
+
+      // The operator restored the login and asks the worker to look again.
+      const resumed = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-exp" && e.type === "resumed");
+      const reply = await stack.nc.request("worker.w-exp.preflight", "", { timeout: 30_000 });
+      const body = reply.json<PreflightReply>();
+      expect(body.results).toEqual([expect.objectContaining({ runtime: "codex", state: "ready", status: "passed" })]);
+      await resumed;
+      const done = await events.waitFor((e) => e.jobId === "exp-1" && e.type === "succeeded", 30_000);
+      expect(done).toMatchObject({ attempt: 1, workerId: "w-exp" });
+      expect(events.events.filter((e) => e.jobId === "exp-1" && e.type === "failed")).toHaveLength(0);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
