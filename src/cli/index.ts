@@ -7,6 +7,7 @@ import { Command, CommanderError } from "commander";
 import { EXIT_CODES } from "../errors.js";
 import { VERSION } from "../version.js";
 import { runActorCommand } from "./commands/actor.js";
+import { authCommand } from "./commands/auth.js";
 import { devCommand } from "./commands/dev.js";
 import { routeCommand } from "./commands/route.js";
 import { submitCommand } from "./commands/submit.js";
@@ -75,6 +76,17 @@ export function buildProgram(setExit: (code: number) => void): Command {
       cliContext();
       setExit(await runActorCommand("worker"));
     });
+
+  program
+    .command("auth <runtime>")
+    .description("log codex|claude|gemini in on a login volume, copy a login in, or check one as a worker does")
+    .option("--local <dir>", "the volume directory (default: CODEX_VOLUME_PATH / CLAUDE_VOLUME_PATH / GEMINI_HOME, else ./var/auth/<runtime>)")
+    .option("--check", "run the worker's own login check; exit 78 when it fails")
+    .option("--sync <dir>", "copy an existing login (a CLI home such as ~/.codex) into the volume")
+    .option("--api-key", "read an API key from stdin")
+    .option("--token", "claude: read the token `claude setup-token` printed from stdin")
+    .option("--json", "machine-readable output")
+    .action(async (runtime: string, opts) => setExit(await authCommand(cliContext(), runtime, opts, readStdin)));
 
   program
     .command("dev")

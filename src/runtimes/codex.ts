@@ -155,6 +155,11 @@ export class CodexAdapter implements RuntimeAdapter {
       // Commands the model runs get a minimal environment, not the CLI's (which names its home).
       "-c",
       "shell_environment_policy.inherit=core",
+      // Unattended runs phone nowhere: no metrics, no curated-plugin sync (both reach outside hosts).
+      "-c",
+      "analytics.enabled=false",
+      "-c",
+      "features.plugins=false",
       "--sandbox",
       this.settings.sandbox,
       "--cd",

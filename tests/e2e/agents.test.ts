@@ -1,0 +1,98 @@
+/**
+ * The real pinned CLIs (codex, claude, gemini) run jobs through the whole stack — intake, a worker
+ * serving all three runtimes, real git workspaces — against the local scripted model endpoint
+ * that stands in for the vendors' APIs. Each CLI changes a file with its own tool call.
+ */
+import { join } from "node:path";
+import { Objm } from "@nats-io/obj";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { Intake } from "../../actors/intake/intake.js";
+import type { PreflightReply } from "../../actors/worker/control.js";
+import { Worker } from "../../actors/worker/worker.js";
+import { startModelServer, type ModelServer, type Vendor } from "../../src/demo/model-server/index.js";
+import { prepareDemoVolumes } from "../../src/demo/volumes.js";
+import { createLogger } from "../../src/logger.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { OBJECT_STORES, SUBJECTS } from "../../src/subjects.js";
+import { recordJobEvents, type EventLog } from "../helpers/events.js";
+import { startStack, type TestStack } from "../helpers/stack.js";
+import { waitForWorkerEvent } from "../helpers/worker-events.js";
+
+let stack: TestStack;
+let model: ModelServer;
+let intake: Intake;
+let worker: Worker;
+let events: EventLog;
+const log = createLogger({ actor: "test" }, "silent");
+const RUNTIMES = [
+  ["codex", "openai"],
+  ["claude", "anthropic"],
+  ["gemini", "gemini"],
+] as const satisfies ReadonlyArray<readonly [string, Vendor]>;
+
+beforeAll(async () => {
+  model = await startModelServer();
+  stack = await startStack();
+  const volumes = await prepareDemoVolumes(join(stack.dir, "volumes"), model.url);
+  const env = {
+    ...volumes,
+    MOONMIND_CODEX_BIN: "", // the real pinned CLI, not the stand-in
+    MOONMIND_WORKER_RUNTIMES: "codex,claude,gemini",
+    MOONMIND_WORKER_ID: "w-agents",
+    MOONMIND_WORKER_CONCURRENCY: "3",
+    MOONMIND_JOB_TIMEOUT_MS: "120000",
+  };
+  events = recordJobEvents(stack.nc);
+  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(env), log);
+  await intake.start();
+  worker = new Worker(await connectNats({ servers: stack.server.url, name: "w-agents" }), stack.config(env), log);
+  await worker.start();
+}, 120_000);
+
+afterAll(async () => {
+  events?.close();
+  await worker?.stop();
+  await intake?.stop();
+  await stack?.stop();
+  await model?.stop();
+});
+
+async function artifact(name: string): Promise<string> {
+  const store = await new Objm(stack.nc).open(OBJECT_STORES.artifacts);
+  return new TextDecoder().decode((await store.getBlob(name)) ?? new Uint8Array());
+}
+
+describe.each(RUNTIMES)("a %s job", (runtime, vendor) => {
+  it("changes a file through the CLI's own tool call and ends succeeded with a patch", async () => {
+    const id = `e2e-${runtime}`;
+    await stack.js.publish(
+      SUBJECTS.submit,
+      JSON.stringify({ id, repository: stack.repo, runtime, instructions: `write NOTES.md: hello from ${runtime}\nsay wrote the notes` }),
+    );
+    const done = await events.waitFor((e) => e.jobId === id && (e.type === "succeeded" || e.type === "failed"), 90_000);
+    expect(done).toMatchObject({ type: "succeeded", outcome: "CHANGES_READY" });
+    expect(await artifact(`${id}/changes.patch`)).toContain(`+hello from ${runtime}`);
+    expect((await artifact(`${id}/last-message.md`)).trim()).toBe("wrote the notes");
+    expect((await stack.runs.get(id))!.record).toMatchObject({ runtime, preflight: { status: "passed" } });
+    expect(model.requests.some((r) => r.vendor === vendor)).toBe(true);
+  });
+
+  it("goes back to the queue on a 401 and pauses the runtime; an operator's re-check resumes it and the job runs", async () => {
+    const id = `e2e-401-${runtime}`;
+    model.failAuth(vendor, true);
+    const paused = waitForWorkerEvent(stack.nc, (e) => e.type === "paused" && e.runtime === runtime, 90_000);
+    await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: stack.repo, runtime, instructions: "write FIX.md: fixed\nsay fixed" }));
+    expect(await paused).toMatchObject({ reason: expect.stringMatching(/login expired/) });
+    await vi.waitFor(async () => {
+      expect((await stack.runs.get(id))!.record).toMatchObject({ state: "queued", attempts: 0, lastError: { code: "AUTH_EXPIRED" } });
+    }, 30_000);
+
+    model.failAuth(vendor, false);
+    const resumed = waitForWorkerEvent(stack.nc, (e) => e.type === "resumed" && e.runtime === runtime, 60_000);
+    const reply = (await stack.nc.request("worker.w-agents.preflight", JSON.stringify({ runtime }), { timeout: 60_000 })).json<PreflightReply>();
+    expect(reply.results.every((r) => r.status === "passed")).toBe(true);
+    await resumed;
+    const done = await events.waitFor((e) => e.jobId === id && e.type === "succeeded", 90_000);
+    expect(done).toMatchObject({ attempt: 1, outcome: "CHANGES_READY" });
+  });
+});
