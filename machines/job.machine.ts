@@ -435,7 +435,19 @@ export const jobMachine = setup({
           delayMs: context.requeueDelayMs,
           reason: context.error!,
         }),
-        onDone: { target: "cleaning" },
+        // Back in the queue without spending an attempt; watchers see why.
+        onDone: {
+          target: "cleaning",
+          actions: {
+            type: "report",
+            params: ({ context }) => ({
+              type: "retrying",
+              attempt: context.attempt,
+              delayMs: context.requeueDelayMs,
+              error: context.error!,
+            }),
+          },
+        },
         onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
       },
     },

@@ -54,7 +54,7 @@ export const SETTINGS = {
   MOONMIND_CODEX_BIN: [optionalString, "Codex CLI binary (default: codex on PATH, else the pinned package)."],
   MOONMIND_CODEX_MODEL: [optionalString, "Model for codex jobs that name none."],
   MOONMIND_CODEX_SANDBOX: [z.enum(["read-only", "workspace-write", "danger-full-access"]).default("workspace-write"), "codex exec --sandbox mode."],
-  MOONMIND_CODEX_MAX_PARALLEL: [int(1, 256).default(4), "Concurrent codex runs per login."],
+  MOONMIND_CODEX_MAX_PARALLEL: [int(1, 256).optional(), "Concurrent codex runs per login (default 4; 1 for a ChatGPT login when the broker is off)."],
   MOONMIND_CODEX_REFRESH_URL: [z.url().default("https://auth.openai.com/oauth/token"), "Token endpoint the broker forwards codex refreshes to."],
   CODEX_VOLUME_NAME: [z.string().default("codex_auth_volume"), "Name of the codex login volume (messages; may contain {shard})."],
   CODEX_VOLUME_PATH: [z.string().default("/var/lib/codex-auth"), "Where the codex login volume is mounted (CODEX_HOME; may contain {shard})."],

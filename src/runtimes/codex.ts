@@ -28,9 +28,12 @@ export interface CodexSettings {
   volumePath: string;
   sandbox: "read-only" | "workspace-write" | "danger-full-access";
   model?: string | undefined;
-  maxParallel: number;
+  /** Set by the operator: wins over the defaults below. */
+  maxParallel?: number | undefined;
   /** The broker's URL for a volume's refreshes; undefined = no broker (one run per ChatGPT login). */
   brokerUrl?: ((volume: LoginVolume) => string | undefined) | undefined;
+  /** The vendor's token endpoint, used directly when no broker runs. */
+  refreshUrl: string;
   writer?: CredentialWriter | undefined;
   checkTimeoutMs?: number;
 }
@@ -45,6 +48,8 @@ const LOGIN_EXPIRED = [
   /Please log out and sign in again/i,
   /Not logged in/i,
 ];
+
+const DEFAULT_MAX_PARALLEL = 4;
 
 /** Keys the runtime guarantees in the volume's config.toml; everything else stays the user's. */
 export const CODEX_CONFIG_TEMPLATE = { approval_policy: '"never"' } as const;
@@ -129,14 +134,15 @@ export class CodexAdapter implements RuntimeAdapter {
   }
 
   async prepareHome(volume: LoginVolume, runDir: string): Promise<PrivateHome> {
-    const broker = this.settings.brokerUrl?.(volume);
+    // Refreshes go through the broker; without one, straight to the configured token endpoint.
+    const refresh = this.settings.brokerUrl?.(volume) ?? this.settings.refreshUrl;
     return seedHome(
       volume,
       join(runDir, "codex-home"),
       {
         copy: ["auth.json", "config.toml", "AGENTS.md", "instructions.md"],
         credential: { file: "auth.json", validate: isUsableCodexAuth },
-        env: (home) => ({ CODEX_HOME: home, HOME: home, ...(broker ? { CODEX_REFRESH_TOKEN_URL_OVERRIDE: broker } : {}) }),
+        env: (home) => ({ CODEX_HOME: home, HOME: home, CODEX_REFRESH_TOKEN_URL_OVERRIDE: refresh }),
       },
       this.settings.writer,
     );
@@ -219,8 +225,12 @@ export class CodexAdapter implements RuntimeAdapter {
     return LOGIN_EXPIRED.some((re) => re.test(text));
   }
 
-  /** A rotating ChatGPT login without the broker is safe for one run at a time only. */
+  /**
+   * Default 4 runs per login; a rotating ChatGPT login without the broker is safe for one run at
+   * a time only. An operator's MOONMIND_CODEX_MAX_PARALLEL wins over both.
+   */
   async maxParallel(volume: LoginVolume): Promise<number> {
+    if (this.settings.maxParallel !== undefined) return this.settings.maxParallel;
     const auth = await readIfExists(join(volume.path, "auth.json"));
     let chatgpt = false;
     try {
@@ -228,8 +238,7 @@ export class CodexAdapter implements RuntimeAdapter {
     } catch {
       chatgpt = false;
     }
-    if (chatgpt && !this.settings.brokerUrl?.(volume)) return 1;
-    return this.settings.maxParallel;
+    return chatgpt && !this.settings.brokerUrl?.(volume) ? 1 : DEFAULT_MAX_PARALLEL;
   }
 
   version(): Promise<string | undefined> {

@@ -27,6 +27,7 @@ export function createAdapter(runtime: Runtime, config: Config, deps: AdapterDep
         model: env.MOONMIND_CODEX_MODEL,
         maxParallel: env.MOONMIND_CODEX_MAX_PARALLEL,
         brokerUrl: deps.codexBroker,
+        refreshUrl: env.MOONMIND_CODEX_REFRESH_URL,
         writer: deps.writer,
       });
     case "claude":

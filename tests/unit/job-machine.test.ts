@@ -193,7 +193,8 @@ describe("job machine", () => {
     const out = await toPromise(t.actor);
     expect(out.settlement).toEqual({ kind: "nak", delayMs: 5_000 });
     expect(t.calls).toEqual(["requeue", "cleanup"]);
-    expect(t.reports.map((r) => r.type)).toEqual(["claimed", "preflight"]);
+    expect(t.reports.map((r) => r.type)).toEqual(["claimed", "preflight", "retrying"]);
+    expect(t.reports.at(-1)).toMatchObject({ error: { code: "PREFLIGHT_FAILED" }, delayMs: 5_000 });
   });
 
   it("requeues a job whose output shows the login expired", async () => {

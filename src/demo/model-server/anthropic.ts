@@ -1,6 +1,6 @@
 /** Anthropic Messages API (claude with ANTHROPIC_BASE_URL): `POST /v1/messages`, as JSON or SSE, and its 401 body. */
 import { arr, fillSchema, newId, obj, str, type Obj } from "./json.js";
-import { nextMove, writeCommand, type Turn } from "./script.js";
+import { nextMove, stepCommand, type Turn } from "./script.js";
 
 /** The whole assistant message for a request: a Bash tool call for the next `write`, else the final text. */
 export function anthropicMessage(body: Obj): Obj {
@@ -21,9 +21,9 @@ export function anthropicMessage(body: Obj): Obj {
     });
     const move = nextMove(turns);
     // Bash, not Write: claude's Write refuses to overwrite a file it has not Read first.
-    content = move.kind === "write"
+    content = move.kind !== "say"
       ? [{ type: "tool_use", id: newId("toolu_"), name: "Bash",
-           input: { command: writeCommand(move.path, move.text), description: `Write ${move.path}` } }]
+           input: { command: stepCommand(move), description: move.kind === "write" ? `Write ${move.path}` : "Run a command" } }]
       : [{ type: "text", text: move.text }];
   }
   return { id: newId("msg_"), type: "message", role: "assistant", model: str(body.model) || "claude-scripted", content,

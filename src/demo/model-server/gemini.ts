@@ -5,7 +5,7 @@
 import { arr, fillSchema, obj, type Obj } from "./json.js";
 import { nextMove, type Turn } from "./script.js";
 
-/** One model turn: a write_file call for the next `write`, else the final text. */
+/** One model turn: write_file for a `write`, run_shell_command for a `run`, else the final text. */
 export function geminiTurn(body: Obj): Obj {
   const turns = arr(body.contents).map(obj).map((c): Turn => {
     const parts = arr(c.parts).map(obj);
@@ -16,9 +16,11 @@ export function geminiTurn(body: Obj): Obj {
     };
   });
   const move = nextMove(turns);
-  return geminiCandidate(move.kind === "write"
-    ? { functionCall: { name: "write_file", args: { file_path: move.path, content: `${move.text}\n` } } }
-    : { text: move.text });
+  if (move.kind === "write") {
+    return geminiCandidate({ functionCall: { name: "write_file", args: { file_path: move.path, content: `${move.text}\n` } } });
+  }
+  if (move.kind === "run") return geminiCandidate({ functionCall: { name: "run_shell_command", args: { command: move.command } } });
+  return geminiCandidate({ text: move.text });
 }
 
 function geminiCandidate(part: Obj): Obj {

@@ -6,7 +6,7 @@ import type { ServerResponse } from "node:http";
 import { sendJson } from "./http.js";
 import { arr, newId, obj, str, type Obj } from "./json.js";
 import { isJwt } from "./oauth.js";
-import { nextMove, writeCommand, type Turn } from "./script.js";
+import { nextMove, stepCommand, type Turn } from "./script.js";
 
 /** The events of one streamed response: a tool call for the next `write`, else the final message. */
 export function openaiTurn(body: Obj): Obj[] {
@@ -24,9 +24,9 @@ export function openaiTurn(body: Obj): Obj[] {
   // A direct function_call to exec_command works although codex 0.169 only advertises it nested
   // in its "code mode" tool; login:false keeps bash from sourcing the machine's profile.
   const item: Obj =
-    move.kind === "write"
+    move.kind !== "say"
       ? { type: "function_call", id: newId("fc_"), call_id: newId("call_"), name: "exec_command", status: "completed",
-          arguments: JSON.stringify({ cmd: writeCommand(move.path, move.text), login: false }) }
+          arguments: JSON.stringify({ cmd: stepCommand(move), login: false }) }
       : { type: "message", id: newId("msg_"), role: "assistant", status: "completed",
           content: [{ type: "output_text", text: move.text, annotations: [] }] };
   const responseId = newId("resp_");

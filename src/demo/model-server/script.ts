@@ -1,25 +1,34 @@
 /**
  * The script the stand-in "model" follows: directives in the job prompt, one per line:
  *   write <path>: <text>   a tool call that creates/overwrites <path> (relative to the cwd) with "<text>\n"
+ *   run <command>          a tool call that runs a shell command (e.g. `run sleep 3` for a long job)
  *   say <text>             the final assistant message (default "done")
  * Which step a request is at is read from the conversation it carries (how many tool results it
  * already holds), never from server state, so concurrent runs cannot interfere.
  */
 import { posix } from "node:path";
 
+export type Step = { kind: "write"; path: string; text: string } | { kind: "run"; command: string };
+
 export interface Script {
-  writes: Array<{ path: string; text: string }>;
+  steps: Step[];
   say: string;
 }
 
 export function parseScript(prompt: string): Script {
-  const script: Script = { writes: [], say: "done" };
+  const script: Script = { steps: [], say: "done" };
   for (const line of prompt.split("\n").map((l) => l.trim())) {
     let m: RegExpExecArray | null;
-    if ((m = /^write (.+?): (.*)$/.exec(line))) script.writes.push({ path: m[1] ?? "", text: m[2] ?? "" });
+    if ((m = /^write (.+?): (.*)$/.exec(line))) script.steps.push({ kind: "write", path: m[1] ?? "", text: m[2] ?? "" });
+    else if ((m = /^run (.+)$/.exec(line))) script.steps.push({ kind: "run", command: m[1] ?? "" });
     else if ((m = /^say (.*)$/.exec(line))) script.say = m[1] ?? "";
   }
   return script;
+}
+
+/** The shell command a step runs. */
+export function stepCommand(step: Step): string {
+  return step.kind === "write" ? writeCommand(step.path, step.text) : step.command;
 }
 
 /** POSIX single-quoting: safe for any text without NUL. */
@@ -40,19 +49,19 @@ export interface Turn {
   texts: string[];
   toolResults: number;
 }
-export type Move = { kind: "write"; path: string; text: string } | { kind: "say"; text: string };
+export type Move = Step | { kind: "say"; text: string };
 
 // The CLIs put their own context (environment, reminders, skills) into the opening user turn next
 // to the job prompt; the prompt is the last user text there that is not such a block.
 const INJECTED =
   /^\s*(<(system-reminder|environment_context|session_context|user_instructions)\b|# AGENTS\.md instructions)/;
 
-/** Step n of a job (n = tool results so far): the n-th write while writes remain, then the final message. */
+/** Step n of a job (n = tool results so far): the n-th step while steps remain, then the final message. */
 export function nextMove(turns: Turn[]): Move {
   const firstModel = turns.findIndex((t) => t.role === "model");
   const opening = firstModel < 0 ? turns : turns.slice(0, firstModel);
   const userTexts = opening.filter((t) => t.role === "user").flatMap((t) => t.texts);
   const script = parseScript(userTexts.filter((t) => !INJECTED.test(t)).at(-1) ?? "");
-  const write = script.writes[turns.reduce((n, t) => n + t.toolResults, 0)];
-  return write ? { kind: "write", ...write } : { kind: "say", text: script.say };
+  const step = script.steps[turns.reduce((n, t) => n + t.toolResults, 0)];
+  return step ?? { kind: "say", text: script.say };
 }
