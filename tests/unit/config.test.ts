@@ -31,8 +31,8 @@ describe(".env-template", () => {
         }
       }
     }
-    // The operating system's own variables are no settings: PATH finds the agent CLIs.
-    const osVariables = new Set(["PATH"]);
+    // The operating system's own variables are no settings: PATH finds the agent CLIs, TERM serves a login's terminal.
+    const osVariables = new Set(["PATH", "TERM"]);
     const missing = [...read].filter((name) => !(name in SETTINGS) && !osVariables.has(name));
     expect(missing).toEqual([]);
   });
