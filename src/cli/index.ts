@@ -8,6 +8,7 @@ import { EXIT_CODES } from "../errors.js";
 import { VERSION } from "../version.js";
 import { runActorCommand } from "./commands/actor.js";
 import { authCommand } from "./commands/auth.js";
+import { demoCommand } from "./commands/demo.js";
 import { devCommand } from "./commands/dev.js";
 import { routeCommand } from "./commands/route.js";
 import { submitCommand } from "./commands/submit.js";
@@ -93,6 +94,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description("run the whole stack on this machine (local nats-server unless NATS_URL is set)")
     .option("--stand-in", "use the scripted codex stand-in (tests/fixtures) instead of the real CLI")
     .action(async (opts) => setExit(await devCommand(cliContext(), opts)));
+
+  program
+    .command("demo")
+    .description("offline demo: the real codex, claude and gemini CLIs each change a sample repository, against a local scripted stand-in for the vendors' APIs")
+    .option("--timeout <seconds>", "give up after this long (default 300)")
+    .action(async (opts) => setExit(await demoCommand(cliContext(), opts)));
 
   return program;
 }
