@@ -4,10 +4,11 @@
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { DeadLetter, JobEvent, WorkerEvent } from "./schemas/events.js";
+import type { JobMeta } from "./schemas/job.js";
 import { deadSubject, jobEventSubject, workerEventSubject } from "./subjects.js";
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-export type JobEventBody = DistributiveOmit<JobEvent, "at" | "jobId">;
+export type JobEventBody = DistributiveOmit<JobEvent, "at" | "jobId" | "meta">;
 export type WorkerEventBody = DistributiveOmit<WorkerEvent, "at" | "workerId">;
 
 export class StatusPublisher {
@@ -16,8 +17,9 @@ export class StatusPublisher {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  async job(jobId: string, body: JobEventBody): Promise<JobEvent> {
-    const event = { ...body, at: this.now().toISOString(), jobId } as JobEvent;
+  /** `meta` (the job's skill and stage) rides on every event of the job. */
+  async job(jobId: string, body: JobEventBody, meta?: JobMeta): Promise<JobEvent> {
+    const event = { ...body, at: this.now().toISOString(), jobId, ...(meta ? { meta } : {}) } as JobEvent;
     await this.js.publish(jobEventSubject(jobId, event.type), JSON.stringify(event));
     return event;
   }

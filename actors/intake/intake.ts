@@ -13,7 +13,7 @@ import type { Logger } from "../../src/logger.js";
 import { route } from "../../src/routing.js";
 import { newRunRecord } from "../../src/runs/record.js";
 import { RunStore } from "../../src/runs/store.js";
-import type { JobRequest } from "../../src/schemas/job.js";
+import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
 import { parseSubmission, type SubmissionOptions } from "../../src/submission.js";
 import { BUCKETS, INTAKE_CONSUMER, STREAMS, SUBJECTS } from "../../src/subjects.js";
 import { MaxDeliveriesWatcher } from "./max-deliveries.js";
@@ -107,7 +107,8 @@ export class Intake implements AsyncDisposable {
         return { kind: "routed", jobId: job.id, subject: existing.record.subject, duplicate: true };
       }
     }
-    await this.publisher.job(job.id, { type: "accepted", runtime, repository: job.repository });
+    const meta = jobMeta(job);
+    await this.publisher.job(job.id, { type: "accepted", runtime, repository: job.repository }, meta);
     const ack = await this.js.publish(r.subject, JSON.stringify(job), { msgID: job.id });
     if (ack.duplicate) {
       // The run record is new, so this id was never routed: the submission itself carried
@@ -122,7 +123,7 @@ export class Intake implements AsyncDisposable {
       subject: r.subject,
       consumer: r.consumer,
       key: r.key,
-    });
+    }, meta);
     this.log.info({ jobId: job.id, subject: r.subject }, "job routed");
     return { kind: "routed", jobId: job.id, subject: r.subject, duplicate: false };
   }

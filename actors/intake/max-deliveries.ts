@@ -81,7 +81,7 @@ export class MaxDeliveriesWatcher {
         .update(jobId, (r) => (TERMINAL_RUN_STATES.includes(r.state) ? undefined : finished(r, now, "dead_letter", { outcome: "FAILED", error })))
         .catch(() => undefined);
       if (updated && updated.record.state === "dead_letter") {
-        await this.publisher.job(jobId, { type: "failed", state: "dead_letter", attempt: updated.record.attempts, error });
+        await this.publisher.job(jobId, { type: "failed", state: "dead_letter", attempt: updated.record.attempts, error }, updated.record.meta);
       }
     }
     await this.jsm.streams.deleteMessage(STREAMS.jobs, seq, false).catch(() => false);

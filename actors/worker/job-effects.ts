@@ -18,7 +18,7 @@ import { RunConflictError, type RunStore } from "../../src/runs/store.js";
 import { runProcess } from "../../src/runtimes/process.js";
 import type { OutputEvent, PrivateHome } from "../../src/runtimes/types.js";
 import { redact } from "../../src/secrets.js";
-import type { JobRequest } from "../../src/schemas/job.js";
+import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
 import type { RunRecord } from "../../src/schemas/run.js";
 import { ARTIFACTS, artifactKey, type ArtifactName } from "../../src/subjects.js";
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
@@ -50,6 +50,7 @@ const nowIso = () => new Date().toISOString();
 export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   const { runs, publisher, workspaces, login, log } = deps;
   const adapter = login.adapter;
+  const meta = jobMeta(job);
   const prepared = new Map<string, { ws: PreparedWorkspace; home: PrivateHome }>();
   const batcher = new LogBatcher(deps.nc, job.id, { intervalMs: deps.settings.logBatchMs, maxLines: deps.settings.logBatchLines });
   let attempt = 0;
@@ -279,6 +280,6 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
             : r.type === "started"
               ? { ...r, workerId: deps.workerId, runtime: adapter.runtime }
               : { ...r, workerId: deps.workerId };
-    publisher.job(job.id, body).catch((err: unknown) => log.warn({ err, jobId: job.id, event: r.type }, "status event not published"));
+    publisher.job(job.id, body, meta).catch((err: unknown) => log.warn({ err, jobId: job.id, event: r.type }, "status event not published"));
   }
 }

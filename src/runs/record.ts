@@ -1,6 +1,6 @@
 /** Building and moving run records: pure functions over RunRecord, shared by intake and workers. */
 import type { Route } from "../routing.js";
-import type { JobRequest } from "../schemas/job.js";
+import { jobMeta, type JobRequest } from "../schemas/job.js";
 import type { Outcome, RunError, RunRecord, RunState } from "../schemas/run.js";
 
 export function newRunRecord(job: JobRequest, route: Route, nowIso: string): RunRecord {
@@ -18,6 +18,7 @@ export function newRunRecord(job: JobRequest, route: Route, nowIso: string): Run
     createdAt: nowIso,
     updatedAt: nowIso,
     artifacts: [],
+    ...(jobMeta(job) ? { meta: jobMeta(job) } : {}),
     request: job,
   };
 }

@@ -3,10 +3,11 @@
  * Every event carries `{ type, at, jobId | workerId }`; the rest depends on the type.
  */
 import { z } from "zod";
+import { JobMetaSchema } from "./job.js";
 import { OutcomeSchema, PreflightStatusSchema, RunErrorSchema, RunStateSchema } from "./run.js";
 import { RuntimeSchema } from "./runtime.js";
 
-const jobBase = { at: z.string(), jobId: z.string() };
+const jobBase = { at: z.string(), jobId: z.string(), meta: JobMetaSchema.optional() };
 const onWorker = { workerId: z.string(), attempt: z.number().int() };
 
 export const JobEventSchema = z.discriminatedUnion("type", [

@@ -46,6 +46,18 @@ export const TaskSchema = z
     path: ["instructions"],
   });
 
+/** The stage of a multi-step workflow a job belongs to. */
+export const STAGES = ["discover", "submit", "publish"] as const;
+export const StageSchema = z.enum(STAGES);
+
+/** Free-form metadata, except `stage`, which must name a workflow stage. */
+export const JobMetadataSchema = z
+  .record(z.string(), z.unknown())
+  .refine((m) => m.stage === undefined || StageSchema.safeParse(m.stage).success, {
+    message: `metadata.stage must be one of ${STAGES.join(", ")}`,
+    path: ["stage"],
+  });
+
 export const JobRequestSchema = z.object({
   id: IdSchema,
   type: z.literal("task"),
@@ -55,9 +67,20 @@ export const JobRequestSchema = z.object({
   priority: z.number().int().min(0).max(9).optional(),
   maxAttempts: z.number().int().min(1).max(20).default(3),
   task: TaskSchema,
-  metadata: z.record(z.string(), z.unknown()).optional(),
+  metadata: JobMetadataSchema.optional(),
 });
 export type JobRequest = z.infer<typeof JobRequestSchema>;
+
+/** What every event and the run record carry of a job's workflow: its skill and stage. */
+export const JobMetaSchema = z.object({ skill: z.string().optional(), stage: StageSchema.optional() });
+export type JobMeta = z.infer<typeof JobMetaSchema>;
+
+export function jobMeta(job: JobRequest): JobMeta | undefined {
+  const skill = job.task.skill?.id;
+  const stage = StageSchema.safeParse(job.metadata?.stage);
+  if (skill === undefined && !stage.success) return undefined;
+  return { ...(skill !== undefined ? { skill } : {}), ...(stage.success ? { stage: stage.data } : {}) };
+}
 
 /**
  * What may arrive on jobs.submit: the canonical job with optional id / runtime, the alias

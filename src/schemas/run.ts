@@ -1,6 +1,6 @@
 /** The run record in KV `runs` (key = job id). Every write is compare-and-set on its revision. */
 import { z } from "zod";
-import { JobRequestSchema } from "./job.js";
+import { JobMetaSchema, JobRequestSchema } from "./job.js";
 import { IdSchema, RuntimeSchema } from "./runtime.js";
 
 export const RUN_STATES = ["queued", "running", "succeeded", "failed", "cancelled", "dead_letter"] as const;
@@ -62,6 +62,8 @@ export const RunRecordSchema = z.object({
     .optional(),
   lastError: RunErrorSchema.optional(),
   artifacts: z.array(z.string()),
+  /** The job's skill and workflow stage, as on every event. */
+  meta: JobMetaSchema.optional(),
   request: JobRequestSchema,
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;

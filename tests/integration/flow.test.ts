@@ -84,6 +84,20 @@ describe("a job's flow", () => {
     expect(lines.some((l) => l.includes('"type":"turn.completed"'))).toBe(true);
   });
 
+  it("carries the job's skill and stage on every event and on the run record", async () => {
+    await submit({
+      id: "meta-1",
+      repository: stack.repo,
+      task: { instructions: "say staged", skill: { id: "triage" } },
+      metadata: { stage: "discover", team: "a" },
+    });
+    await events.waitFor((e) => e.jobId === "meta-1" && e.type === "succeeded");
+    const mine = events.events.filter((e) => e.jobId === "meta-1");
+    expect(mine.length).toBeGreaterThanOrEqual(6);
+    for (const e of mine) expect(e.meta).toEqual({ skill: "triage", stage: "discover" });
+    expect((await stack.runs.get("meta-1"))!.record.meta).toEqual({ skill: "triage", stage: "discover" });
+  });
+
   it("keeps a job that runs past the ack wait alive: one delivery, one claim", async () => {
     await submit({ id: "slow-1", repository: stack.repo, instructions: "sleep 5000\nsay slow" });
     await events.waitFor((e) => e.jobId === "slow-1" && e.type === "succeeded", 20_000);

@@ -106,6 +106,7 @@ describe("parseSubmission: rejections", () => {
     ["a bad id", { id: "a.b", repository: "org/repo", instructions: "x" }, /id/],
     ["maxAttempts out of range", { repository: "org/repo", instructions: "x", maxAttempts: 0 }, /maxAttempts/],
     ["an option-like ref", { repository: "org/repo", instructions: "x", ref: "--force" }, /git ref/],
+    ["an unknown workflow stage", { repository: "org/repo", instructions: "x", metadata: { stage: "deploy" } }, /metadata.stage must be one of discover, submit, publish/],
   ])("rejects %s", (_name, input, reason) => {
     expect(rejected(input).reason).toMatch(reason);
   });
