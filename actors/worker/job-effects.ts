@@ -17,6 +17,7 @@ import { finished, ownedBy, requeued } from "../../src/runs/record.js";
 import { RunConflictError, type RunStore } from "../../src/runs/store.js";
 import { runProcess } from "../../src/runtimes/process.js";
 import type { OutputEvent, PrivateHome } from "../../src/runtimes/types.js";
+import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
 import { redact } from "../../src/secrets.js";
 import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
 import type { RunRecord } from "../../src/schemas/run.js";
@@ -34,6 +35,8 @@ export interface JobDeps {
   /** The login the job's shard runs on: its adapter, volume and auth state. */
   login: Login;
   isWorkerAlive: (workerId: string) => Promise<boolean>;
+  /** The user agent CLIs run as, when the worker runs as root and one is configured. */
+  agentUser?: AgentUser | undefined;
   log: Logger;
   settings: {
     jobTimeoutMs: number;
@@ -139,6 +142,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           await workspaces.remove(ws.dir);
           throw err;
         });
+        if (deps.agentUser) await chownTree(ws.dir, deps.agentUser);
         prepared.set(ws.dir, { ws, home });
         startedAt = Date.now();
         await updateOwned((r) => ({ ...r, startedAt: nowIso(), updatedAt: nowIso() }));
@@ -147,7 +151,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
 
       runAgent: fromPromise(async ({ input, signal }): Promise<AgentResult> => {
         const { ws, home } = prepared.get(input.workspace.dir)!;
-        const inv = adapter.invocation(job, ws, home);
+        const inv = { ...adapter.invocation(job, ws, home), ...(deps.agentUser ? { user: deps.agentUser } : {}) };
         const parse = adapter.createParser();
         let lastMessage: string | undefined;
         let verdict: Extract<OutputEvent, { kind: "result" }> | undefined;

@@ -25,6 +25,7 @@ import { WorkerRecordSchema, type WorkerRecord } from "../../src/schemas/events.
 import { JobRequestSchema } from "../../src/schemas/job.js";
 import type { Runtime } from "../../src/schemas/runtime.js";
 import { startupProblems } from "../../src/startup.js";
+import { resolveAgentUser } from "../../src/runtimes/agent-user.js";
 import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer } from "../../src/subjects.js";
 import { VERSION } from "../../src/version.js";
 import { WorkspaceManager } from "../../src/workspace/git.js";
@@ -126,6 +127,7 @@ export class Worker implements AsyncDisposable {
         keep: env.MOONMIND_KEEP_WORKSPACES,
       }),
       isWorkerAlive: (id) => this.isWorkerAlive(id),
+      agentUser: resolveAgentUser(env.MOONMIND_AGENT_USER),
       log: this.log,
       settings: {
         jobTimeoutMs: env.MOONMIND_JOB_TIMEOUT_MS,
@@ -169,6 +171,9 @@ export class Worker implements AsyncDisposable {
       this.log.info({ runtime: adapter.runtime, bin: adapter.bin, version }, "agent CLI");
     }
     const problems = startupProblems(this.config);
+    if (process.getuid?.() === 0 && !this.deps.agentUser) {
+      this.log.warn("agent CLIs run as root: set MOONMIND_AGENT_USER to run them as an unprivileged user");
+    }
     for (const login of this.logins.values()) {
       try {
         await login.adapter.prepareVolume(login.volume);

@@ -33,6 +33,7 @@ export function runProcess(inv: AgentInvocation, opts: RunOptions): Promise<Proc
       env: inv.env,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true, // own process group: kill(-pid) reaches the CLI's children too
+      ...(inv.user ? { uid: inv.user.uid, gid: inv.user.gid } : {}),
     });
 
     const killGroup = (sig: NodeJS.Signals) => {

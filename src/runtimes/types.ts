@@ -11,6 +11,8 @@ export interface AgentInvocation {
   cwd: string;
   /** Where the CLI writes its final message, when it has such an option. */
   lastMessageFile?: string;
+  /** Run as this user (set by the worker when it runs as root and MOONMIND_AGENT_USER is set). */
+  user?: { uid: number; gid: number };
 }
 
 /** What one line of the CLI's machine output means to us. */

@@ -35,7 +35,17 @@ const GIT_ENV = {
   GIT_SSH_COMMAND: "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
   GIT_CONFIG_NOSYSTEM: "1",
 };
-const GIT_SAFE = ["-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false"];
+// safe.directory: the agent may run as another user and own the checkout the worker diffs.
+const GIT_SAFE = [
+  "-c",
+  "protocol.ext.allow=never",
+  "-c",
+  "core.hooksPath=/dev/null",
+  "-c",
+  "advice.detachedHead=false",
+  "-c",
+  "safe.directory=*",
+];
 
 export async function git(args: string[], cwd: string, timeoutMs = 600_000): Promise<string> {
   const result = await execa("git", [...GIT_SAFE, ...args], {

@@ -1,0 +1,45 @@
+/** A worker running as root starts agent CLIs as MOONMIND_AGENT_USER, and still diffs their work. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Intake } from "../../actors/intake/intake.js";
+import { Worker } from "../../actors/worker/worker.js";
+import { createLogger } from "../../src/logger.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { SUBJECTS } from "../../src/subjects.js";
+import { recordJobEvents, type EventLog } from "../helpers/events.js";
+import { startStack, type TestStack } from "../helpers/stack.js";
+import { chmod } from "node:fs/promises";
+
+const asRoot = process.getuid?.() === 0;
+let stack: TestStack;
+let intake: Intake;
+let worker: Worker;
+let events: EventLog;
+const log = createLogger({ actor: "test" }, "silent");
+
+beforeAll(async () => {
+  if (!asRoot) return;
+  stack = await startStack({ MOONMIND_AGENT_USER: "nobody" });
+  // The checkout under the temp dir must be reachable by the agent user.
+  await chmod(stack.dir, 0o755);
+  events = recordJobEvents(stack.nc);
+  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
+  await intake.start();
+  worker = new Worker(await connectNats({ servers: stack.server.url, name: "w" }), stack.config({ MOONMIND_WORKER_ID: "w-user" }), log);
+  await worker.start();
+});
+
+afterAll(async () => {
+  events?.close();
+  await worker?.stop();
+  await intake?.stop();
+  await stack?.stop();
+});
+
+describe("agent user", () => {
+  // Switching users needs root; elsewhere the worker runs agents as itself and there is nothing to show.
+  it.runIf(asRoot)("runs the CLI as MOONMIND_AGENT_USER in a workspace that user owns", async () => {
+    await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "user-1", repository: stack.repo, instructions: "write OWNED.md: by nobody\nsay-uid" }));
+    const done = await events.waitFor((e) => e.jobId === "user-1" && (e.type === "succeeded" || e.type === "failed"));
+    expect(done).toMatchObject({ type: "succeeded", outcome: "CHANGES_READY", summary: "uid=65534" });
+  });
+});
