@@ -11,9 +11,7 @@ import { Objm } from "@nats-io/obj";
 import type { Service } from "@nats-io/services";
 import { createActor, fromPromise, toPromise, waitFor, type Actor } from "xstate";
 import type { AuthAnnouncement } from "../../machines/auth.machine.js";
-import type { Settlement } from "../../machines/job.machine.js";
 import { workerMachine, type StartupReport } from "../../machines/worker.machine.js";
-import { retryDelayMs } from "../../src/backoff.js";
 import type { Config, ShardBinding } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 import { StatusPublisher } from "../../src/events.js";
@@ -22,7 +20,6 @@ import { RunStore } from "../../src/runs/store.js";
 import { createAdapter, type AdapterDeps } from "../../src/runtimes/index.js";
 import type { LoginVolume, RuntimeAdapter } from "../../src/runtimes/types.js";
 import { WorkerRecordSchema, type WorkerRecord } from "../../src/schemas/events.js";
-import { JobRequestSchema } from "../../src/schemas/job.js";
 import type { Runtime } from "../../src/schemas/runtime.js";
 import { startupProblems } from "../../src/startup.js";
 import { resolveAgentUser } from "../../src/runtimes/agent-user.js";
@@ -31,20 +28,17 @@ import { VERSION } from "../../src/version.js";
 import { WorkspaceManager } from "../../src/workspace/git.js";
 import { startControl } from "./control.js";
 import { WorkerCredentials } from "./credentials.js";
-import { provideJobMachine, type JobDeps } from "./job-effects.js";
+import type { JobDeps } from "./job-effects.js";
+import { pullLoop, sleep } from "./pull.js";
+import { safeJson, startJob, type RunningJob } from "./run-job.js";
 import { Login, loginKey } from "./logins.js";
 import { Slots } from "./slots.js";
-
-interface Running {
-  actor: Actor<ReturnType<typeof provideJobMachine>>;
-  done: Promise<void>;
-}
 
 export class Worker implements AsyncDisposable {
   private readonly js: JetStreamClient;
   private readonly publisher: StatusPublisher;
   private readonly slots: Slots;
-  private readonly running = new Map<string, Running>();
+  private readonly running = new Map<string, RunningJob>();
   private readonly loops: Promise<void>[] = [];
   private readonly logins = new Map<string, Login>();
   private readonly bindingLogin = new Map<string, Login>();
@@ -269,85 +263,28 @@ export class Worker implements AsyncDisposable {
   }
 
   /**
-   * One loop per bound consumer. It pulls only while its login is ready and a slot is free (of the
-   * worker and of the login), so a busy or paused worker never holds a job another could start.
+   * One loop per bound consumer (pull.ts): it pulls only while the login is ready and a slot is
+   * free, so a busy or paused worker never holds a job another could start.
    */
-  private async pullLoop(binding: ShardBinding, consumer: Consumer): Promise<void> {
-    const signal = this.stopController.signal;
+  private pullLoop(binding: ShardBinding, consumer: Consumer): Promise<void> {
     const login = this.bindingLogin.get(shardConsumer(binding.runtime, binding.shard))!;
-    const expires = this.config.env.MOONMIND_PULL_EXPIRES_MS;
-    while (!signal.aborted) {
-      if (!(await login.whileResumed(signal))) break;
-      if (!(await login.slots.acquire(signal))) break;
-      if (!(await this.slots.acquire(signal))) {
-        login.slots.release();
-        break;
-      }
-      const release = () => {
-        this.slots.release();
-        login.slots.release();
-      };
-      if (login.paused) {
-        release();
-        continue;
-      }
-      let msg: JsMsg | null = null;
-      try {
-        msg = await consumer.next({ expires });
-      } catch (err) {
-        release();
-        if (signal.aborted) break;
-        this.log.warn({ err, consumer: shardConsumer(binding.runtime, binding.shard) }, "pull failed; retrying");
-        await sleep(1_000, signal);
-        continue;
-      }
-      if (!msg) {
-        release();
-        continue;
-      }
-      if (signal.aborted) {
-        msg.nak();
-        release();
-        break;
-      }
-      this.runJob(login, msg).finally(release);
-    }
+    return pullLoop({
+      consumer,
+      name: shardConsumer(binding.runtime, binding.shard),
+      login,
+      workerSlots: this.slots,
+      signal: this.stopController.signal,
+      expiresMs: this.config.env.MOONMIND_PULL_EXPIRES_MS,
+      log: this.log,
+      run: (msg) => this.runJob(login, msg),
+    });
   }
 
-  private async runJob(login: Login, msg: JsMsg): Promise<void> {
-    const parsed = JobRequestSchema.safeParse(safeJson(msg.data));
-    if (!parsed.success) {
-      // Intake validates everything it routes; anything else on a shard subject is not ours to run.
-      this.log.error({ subject: msg.subject, seq: msg.seq }, "unparseable job on a shard subject; terminating it");
-      msg.term();
-      return;
-    }
-    const job = parsed.data;
-    const env = this.config.env;
-    const actor = createActor(provideJobMachine({ ...this.deps, login }, msg, job), {
-      input: {
-        job,
-        keepAliveMs: Math.max(1_000, Math.floor(env.MOONMIND_ACK_WAIT_MS / 3)),
-        jobTimeoutMs: env.MOONMIND_JOB_TIMEOUT_MS,
-        retryDelay: (attempt) =>
-          retryDelayMs(attempt, { baseMs: env.MOONMIND_RETRY_BACKOFF_MS, maxMs: env.MOONMIND_RETRY_BACKOFF_MAX_MS, jitter: 0.2 }, Math.random),
-        requeueDelayMs: env.MOONMIND_WORKER_TTL_MS,
-      },
-    });
-    const log = this.log.child({ jobId: job.id, delivery: msg.info.deliveryCount });
-    const done = toPromise(actor)
-      .then(async (output) => {
-        await settle(msg, output.settlement);
-        log.info({ settlement: output.settlement.kind }, "job settled");
-      })
-      .catch((err: unknown) => {
-        log.error({ err }, "job machine failed; handing the message back");
-        msg.nak(5_000);
-      })
-      .finally(() => this.running.delete(job.id));
-    this.running.set(job.id, { actor, done });
-    actor.start();
-    await done;
+  private runJob(login: Login, msg: JsMsg): Promise<void> {
+    const running = startJob({ ...this.deps, login }, msg, this.config.env, this.log);
+    if (!running) return Promise.resolve();
+    this.running.set(running.jobId, running);
+    return running.done.finally(() => this.running.delete(running.jobId));
   }
 
   private async isWorkerAlive(workerId: string): Promise<boolean> {
@@ -439,42 +376,4 @@ export class Worker implements AsyncDisposable {
     await step("drain connection", () => this.nc.drain());
     this.log.info({ reason }, "worker stopped");
   }
-}
-
-async function settle(msg: JsMsg, s: Settlement): Promise<void> {
-  switch (s.kind) {
-    case "ack":
-      await msg.ackAck();
-      return;
-    case "nak":
-      msg.nak(s.delayMs);
-      return;
-    case "term":
-      msg.term();
-      return;
-    case "none":
-      return;
-  }
-}
-
-function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
-  }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }
