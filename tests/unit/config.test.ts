@@ -38,6 +38,14 @@ describe(".env-template", () => {
   });
 });
 
+describe("README", () => {
+  it("documents every setting in its configuration table", () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const missing = Object.keys(SETTINGS).filter((name) => !readme.includes(`| \`${name}\` |`));
+    expect(missing).toEqual([]);
+  });
+});
+
 describe("loadConfig", () => {
   it("runs on defaults alone", () => {
     const c = loadConfig({});
