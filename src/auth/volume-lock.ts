@@ -5,6 +5,7 @@
  * frees somebody else's). The bucket's max_age expires the lock of a holder that died.
  * Anyone holding it must finish well inside LOCK_TTL_MS.
  */
+import { isNotFound, isWrongLastSequence } from "../nats/errors.js";
 import { BUCKETS } from "../subjects.js";
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -139,14 +140,4 @@ export class VolumeLock {
 function once(fn: () => Promise<boolean>): Release {
   let result: Promise<boolean> | undefined;
   return () => (result ??= fn());
-}
-
-function isWrongLastSequence(err: unknown): boolean {
-  const e = err as { message?: string; api_error?: { err_code?: number } };
-  return e?.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e?.message ?? "");
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; api_error?: { err_code?: number }; message?: string };
-  return e?.name === "StreamNotFoundError" || e?.api_error?.err_code === 10059 || /not found/i.test(e?.message ?? "");
 }

@@ -3,6 +3,7 @@
  * uses. Running it again changes nothing; a changed setting (shard count, ack wait, replicas)
  * is applied by update where JetStream allows it.
  */
+import { isNotFound } from "./errors.js";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -140,16 +141,6 @@ async function streamExists(jsm: JetStreamManager, name: string): Promise<boolea
   }
 }
 
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; code?: number | string; api_error?: { err_code?: number }; message?: string };
-  return (
-    e?.name === "StreamNotFoundError" ||
-    e?.name === "ConsumerNotFoundError" ||
-    e?.api_error?.err_code === 10059 ||
-    e?.api_error?.err_code === 10014 ||
-    /not found/i.test(e?.message ?? "")
-  );
-}
 
 /** Fields we own; anything else an operator set on the stream is left alone. */
 function differs<T extends object>(want: Partial<T>, have: T): boolean {

@@ -2,6 +2,7 @@
  * The run records in KV `runs`. Every write is compare-and-set on the revision it read, so two
  * workers (or a worker and an operator) can never both move one run.
  */
+import { isWrongLastSequence } from "../nats/errors.js";
 import type { KV } from "@nats-io/kv";
 import { RunRecordSchema, type RunRecord } from "../schemas/run.js";
 
@@ -70,9 +71,4 @@ export class RunStore {
       throw err;
     }
   }
-}
-
-function isWrongLastSequence(err: unknown): boolean {
-  const e = err as { message?: string; api_error?: { err_code?: number } };
-  return e?.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e?.message ?? "");
 }

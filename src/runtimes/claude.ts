@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
 import { buildPrompt } from "./prompt.js";
-import { AGENT_GIT_IDENTITY, cliVersion, oneLine, runCheck, volumeForShard } from "./cli-adapter.js";
+import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, oneLine, runCheck } from "./cli-adapter.js";
 import { digestOf, exists, readIfExists, seedHome, type CredentialWriter } from "./home.js";
 import {
   baseAgentEnv,
@@ -24,10 +24,7 @@ import {
   type WorkspacePaths,
 } from "./types.js";
 
-export interface ClaudeSettings {
-  bin: string;
-  volumeName: string;
-  volumePath: string;
+export interface ClaudeSettings extends CliSettings {
   model?: string | undefined;
   permissionMode: string;
   allowedTools: string[];
@@ -61,22 +58,9 @@ export function isUsableClaudeCredentials(bytes: Uint8Array): boolean {
   }
 }
 
-export class ClaudeAdapter implements RuntimeAdapter {
+export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements RuntimeAdapter {
   readonly runtime = "claude" as const;
   readonly requiresResult = true;
-  readonly bin: string;
-
-  constructor(private readonly settings: ClaudeSettings) {
-    this.bin = settings.bin;
-  }
-
-  volumeFor(shard: number): LoginVolume {
-    return volumeForShard(this.settings.volumeName, this.settings.volumePath, shard);
-  }
-
-  remedy(volume: LoginVolume): string {
-    return `run tools/auth-claude-volume.sh --local ${volume.path} (or moonmind auth claude) to log in on volume ${volume.name}`;
-  }
 
   async check(volume: LoginVolume, signal?: AbortSignal): Promise<AuthCheck> {
     const login = await this.loginEnv(volume);

@@ -1,5 +1,6 @@
 /** What the three CLI adapters share: running a check command, versions, volumes per shard. */
 import { runProcess } from "./process.js";
+import type { Runtime } from "../schemas/runtime.js";
 import type { AgentInvocation, LoginVolume } from "./types.js";
 
 export interface CheckRun {
@@ -52,4 +53,28 @@ export const AGENT_GIT_IDENTITY = {
 export function oneLine(text: string, max = 300): string {
   const s = text.replace(/\s+/g, " ").trim();
   return s.length > max ? `${s.slice(0, max - 3)}...` : s;
+}
+
+export interface CliSettings {
+  bin: string;
+  volumeName: string;
+  volumePath: string;
+}
+
+/** What every adapter shares: its binary, its volumes per shard, and the remedy it names. */
+export abstract class CliAdapterBase<S extends CliSettings> {
+  abstract readonly runtime: Runtime;
+  readonly bin: string;
+
+  constructor(protected readonly settings: S) {
+    this.bin = settings.bin;
+  }
+
+  volumeFor(shard: number): LoginVolume {
+    return volumeForShard(this.settings.volumeName, this.settings.volumePath, shard);
+  }
+
+  remedy(volume: LoginVolume): string {
+    return `run tools/auth-${this.runtime}-volume.sh --local ${volume.path} (or moonmind auth ${this.runtime}) to log in on volume ${volume.name}`;
+  }
 }

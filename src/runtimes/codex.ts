@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { readFile, writeFile } from "node:fs/promises";
 import type { JobRequest } from "../schemas/job.js";
 import { buildPrompt } from "./prompt.js";
-import { AGENT_GIT_IDENTITY, cliVersion, oneLine, runCheck, volumeForShard } from "./cli-adapter.js";
+import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, oneLine, runCheck } from "./cli-adapter.js";
 import { digestOf, readIfExists, seedHome, type CredentialWriter } from "./home.js";
 import { mergeTopLevelToml } from "./toml.js";
 import {
@@ -22,10 +22,7 @@ import {
   type WorkspacePaths,
 } from "./types.js";
 
-export interface CodexSettings {
-  bin: string;
-  volumeName: string;
-  volumePath: string;
+export interface CodexSettings extends CliSettings {
   sandbox: "read-only" | "workspace-write" | "danger-full-access";
   model?: string | undefined;
   /** Set by the operator: wins over the defaults below. */
@@ -67,22 +64,9 @@ export function isUsableCodexAuth(bytes: Uint8Array): boolean {
   }
 }
 
-export class CodexAdapter implements RuntimeAdapter {
+export class CodexAdapter extends CliAdapterBase<CodexSettings> implements RuntimeAdapter {
   readonly runtime = "codex" as const;
   readonly requiresResult = false;
-  readonly bin: string;
-
-  constructor(private readonly settings: CodexSettings) {
-    this.bin = settings.bin;
-  }
-
-  volumeFor(shard: number): LoginVolume {
-    return volumeForShard(this.settings.volumeName, this.settings.volumePath, shard);
-  }
-
-  remedy(volume: LoginVolume): string {
-    return `run tools/auth-codex-volume.sh --local ${volume.path} (or moonmind auth codex) to log in on volume ${volume.name}`;
-  }
 
   async check(volume: LoginVolume, signal?: AbortSignal): Promise<AuthCheck> {
     const checkedAt = () => new Date().toISOString();

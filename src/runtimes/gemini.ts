@@ -9,7 +9,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
 import { buildPrompt } from "./prompt.js";
-import { AGENT_GIT_IDENTITY, cliVersion, runCheck, volumeForShard } from "./cli-adapter.js";
+import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, runCheck } from "./cli-adapter.js";
 import { digestOf, readIfExists, seedHome, type CredentialWriter } from "./home.js";
 import {
   baseAgentEnv,
@@ -22,10 +22,7 @@ import {
   type WorkspacePaths,
 } from "./types.js";
 
-export interface GeminiSettings {
-  bin: string;
-  volumeName: string;
-  volumePath: string;
+export interface GeminiSettings extends CliSettings {
   model?: string | undefined;
   approvalMode: "yolo" | "auto_edit" | "default";
   baseUrl?: string | undefined;
@@ -76,22 +73,9 @@ function deepMerge(base: Json, over: Json): Json {
   return out;
 }
 
-export class GeminiAdapter implements RuntimeAdapter {
+export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements RuntimeAdapter {
   readonly runtime = "gemini" as const;
   readonly requiresResult = true;
-  readonly bin: string;
-
-  constructor(private readonly settings: GeminiSettings) {
-    this.bin = settings.bin;
-  }
-
-  volumeFor(shard: number): LoginVolume {
-    return volumeForShard(this.settings.volumeName, this.settings.volumePath, shard);
-  }
-
-  remedy(volume: LoginVolume): string {
-    return `run tools/auth-gemini-volume.sh --local ${volume.path} (or moonmind auth gemini) to log in on volume ${volume.name}`;
-  }
 
   async check(volume: LoginVolume, signal?: AbortSignal): Promise<AuthCheck> {
     const base = { checkedAt: new Date().toISOString(), volume: volume.name };

@@ -11,11 +11,9 @@ import type { PreflightReply } from "../../actors/worker/control.js";
 import { Worker } from "../../actors/worker/worker.js";
 import { startModelServer, type ModelServer, type Vendor } from "../../src/demo/model-server/index.js";
 import { prepareDemoVolumes } from "../../src/demo/volumes.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { OBJECT_STORES, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
 
 let stack: TestStack;
@@ -23,7 +21,6 @@ let model: ModelServer;
 let intake: Intake;
 let worker: Worker;
 let events: EventLog;
-const log = createLogger({ actor: "test" }, "silent");
 const RUNTIMES = [
   ["codex", "openai"],
   ["claude", "anthropic"],
@@ -43,10 +40,8 @@ beforeAll(async () => {
     MOONMIND_JOB_TIMEOUT_MS: "120000",
   };
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(env), log);
-  await intake.start();
-  worker = new Worker(await connectNats({ servers: stack.server.url, name: "w-agents" }), stack.config(env), log);
-  await worker.start();
+  intake = await startIntake(stack, env);
+  worker = await startWorker(stack, "w-agents", env);
 }, 120_000);
 
 afterAll(async () => {

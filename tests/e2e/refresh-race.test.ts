@@ -18,7 +18,7 @@ import { createLogger } from "../../src/logger.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, type TestStack } from "../helpers/stack.js";
 
 const JOBS = 8;
 const log = createLogger({ actor: "test" }, "silent");
@@ -29,8 +29,7 @@ let intake: Intake;
 beforeAll(async () => {
   stack = await startStack();
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
-  await intake.start();
+  intake = await startIntake(stack);
 });
 
 afterAll(async () => {

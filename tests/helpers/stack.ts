@@ -10,7 +10,10 @@ import { join } from "node:path";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
+import { Intake } from "../../actors/intake/intake.js";
+import { Worker } from "../../actors/worker/worker.js";
 import { loadConfig, type Config } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { provision } from "../../src/nats/provision.js";
 import { startNatsServer, type NatsServer } from "../../src/nats/server.js";
@@ -91,4 +94,20 @@ export async function makeRepo(path: string): Promise<string> {
   git("add", "README.md");
   git("commit", "-q", "-m", "initial");
   return path;
+}
+
+export const quietLog = createLogger({ actor: "test" }, "silent");
+
+/** An intake replica on its own connection, started. */
+export async function startIntake(stack: TestStack, env: Record<string, string> = {}): Promise<Intake> {
+  const intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(env), quietLog);
+  await intake.start();
+  return intake;
+}
+
+/** A worker on its own connection, started (serving or paused). */
+export async function startWorker(stack: TestStack, id: string, env: Record<string, string> = {}): Promise<Worker> {
+  const worker = new Worker(await connectNats({ servers: stack.server.url, name: id }), stack.config({ MOONMIND_WORKER_ID: id, ...env }), quietLog);
+  await worker.start();
+  return worker;
 }

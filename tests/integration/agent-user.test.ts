@@ -2,11 +2,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
 import { Worker } from "../../actors/worker/worker.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
 import { chmod } from "node:fs/promises";
 
 const asRoot = process.getuid?.() === 0;
@@ -14,7 +12,6 @@ let stack: TestStack;
 let intake: Intake;
 let worker: Worker;
 let events: EventLog;
-const log = createLogger({ actor: "test" }, "silent");
 
 beforeAll(async () => {
   if (!asRoot) return;
@@ -22,10 +19,8 @@ beforeAll(async () => {
   // The checkout under the temp dir must be reachable by the agent user.
   await chmod(stack.dir, 0o755);
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
-  await intake.start();
-  worker = new Worker(await connectNats({ servers: stack.server.url, name: "w" }), stack.config({ MOONMIND_WORKER_ID: "w-user" }), log);
-  await worker.start();
+  intake = await startIntake(stack);
+  worker = await startWorker(stack, "w-user");
 });
 
 afterAll(async () => {

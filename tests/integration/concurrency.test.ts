@@ -2,25 +2,20 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
 import { Worker } from "../../actors/worker/worker.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
 let worker: Worker;
 let events: EventLog;
-const log = createLogger({ actor: "test" }, "silent");
 
 beforeAll(async () => {
   stack = await startStack({ MOONMIND_WORKER_CONCURRENCY: "2" });
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
-  await intake.start();
-  worker = new Worker(await connectNats({ servers: stack.server.url, name: "w" }), stack.config({ MOONMIND_WORKER_ID: "w-two" }), log);
-  await worker.start();
+  intake = await startIntake(stack);
+  worker = await startWorker(stack, "w-two");
 });
 
 afterAll(async () => {

@@ -6,26 +6,21 @@ import { Objm } from "@nats-io/obj";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
 import { Worker } from "../../actors/worker/worker.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { route } from "../../src/routing.js";
 import { OBJECT_STORES, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
 let worker: Worker;
 let events: EventLog;
-const log = createLogger({ actor: "test" }, "silent");
 
 beforeAll(async () => {
   stack = await startStack();
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
-  await intake.start();
-  worker = new Worker(await connectNats({ servers: stack.server.url, name: "worker" }), stack.config({ MOONMIND_WORKER_ID: "w-flow" }), log);
-  await worker.start();
+  intake = await startIntake(stack);
+  worker = await startWorker(stack, "w-flow");
 });
 
 afterAll(async () => {

@@ -4,12 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { DeadLetterSchema } from "../../src/schemas/events.js";
 import { INTAKE_CONSUMER, STREAMS, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
@@ -18,12 +16,7 @@ let events: EventLog;
 beforeAll(async () => {
   stack = await startStack({ MOONMIND_MAX_PAYLOAD_BYTES: "2048" });
   events = recordJobEvents(stack.nc);
-  intake = new Intake(
-    await connectNats({ servers: stack.server.url, name: "intake" }),
-    stack.config(),
-    createLogger({ actor: "intake" }, "silent"),
-  );
-  await intake.start();
+  intake = await startIntake(stack);
 });
 
 afterAll(async () => {

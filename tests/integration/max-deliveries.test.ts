@@ -4,13 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { route } from "../../src/routing.js";
 import { DeadLetterSchema } from "../../src/schemas/events.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
@@ -19,8 +17,7 @@ let events: EventLog;
 beforeAll(async () => {
   stack = await startStack({ MOONMIND_MAX_DELIVER: "2" });
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), createLogger({ actor: "intake" }, "silent"));
-  await intake.start();
+  intake = await startIntake(stack);
 });
 
 afterAll(async () => {

@@ -8,26 +8,21 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { execa } from "execa";
 import { Intake } from "../../actors/intake/intake.js";
-import { Worker } from "../../actors/worker/worker.js";
 import type { PreflightReply } from "../../actors/worker/control.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
 
 let stack: TestStack;
 let intake: Intake;
 let events: EventLog;
-const log = createLogger({ actor: "test" }, "silent");
 const BIN = join(import.meta.dirname, "../../src/cli/bin.mjs");
 
 beforeAll(async () => {
   stack = await startStack({ MOONMIND_AUTH_TTL_MS: "1000" });
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
-  await intake.start();
+  intake = await startIntake(stack);
 });
 
 afterAll(async () => {
@@ -55,12 +50,7 @@ describe("start-up", () => {
   it("starts paused when not strict, keeps jobs waiting, and resumes when the login appears", async () => {
     const volume = join(stack.dir, "late-volume");
     const paused = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-late" && e.type === "paused");
-    const worker = new Worker(
-      await connectNats({ servers: stack.server.url, name: "w-late" }),
-      stack.config({ CODEX_VOLUME_PATH: volume, MOONMIND_WORKER_ID: "w-late", MOONMIND_STARTUP_STRICT: "false" }),
-      log,
-    );
-    await worker.start();
+    const worker = await startWorker(stack, "w-late", { CODEX_VOLUME_PATH: volume, MOONMIND_STARTUP_STRICT: "false" });
     try {
       expect(worker.state).toBe("paused");
       expect(await paused).toMatchObject({ runtime: "codex", reason: expect.stringMatching(/auth-codex-volume/) });
@@ -83,12 +73,7 @@ describe("start-up", () => {
 
 describe("a job whose login expired", () => {
   it("goes back to the queue without spending an attempt, pauses the login, and runs after an operator's re-check", async () => {
-    const worker = new Worker(
-      await connectNats({ servers: stack.server.url, name: "w-exp" }),
-      stack.config({ MOONMIND_WORKER_ID: "w-exp", MOONMIND_WORKER_TTL_MS: "1000" }),
-      log,
-    );
-    await worker.start();
+    const worker = await startWorker(stack, "w-exp", { MOONMIND_WORKER_TTL_MS: "1000" });
     try {
       const paused = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-exp" && e.type === "paused");
       const marker = join(stack.dir, "expire-marker");

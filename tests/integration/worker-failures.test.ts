@@ -4,25 +4,20 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
-import { Worker } from "../../actors/worker/worker.js";
 import { spawnActor } from "../../src/cli/commands/actor.js";
-import { createLogger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
 
 let stack: TestStack;
 let intake: Intake;
 let events: EventLog;
-const log = createLogger({ actor: "test" }, "silent");
 
 beforeAll(async () => {
   stack = await startStack({ MOONMIND_WORKER_SHARDS: "0-2" });
   events = recordJobEvents(stack.nc);
-  intake = new Intake(await connectNats({ servers: stack.server.url, name: "intake" }), stack.config(), log);
-  await intake.start();
+  intake = await startIntake(stack);
 });
 
 afterAll(async () => {
@@ -31,11 +26,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const newWorker = async (id: string, env: Record<string, string> = {}) => {
-  const w = new Worker(await connectNats({ servers: stack.server.url, name: id }), stack.config({ MOONMIND_WORKER_ID: id, ...env }), log);
-  await w.start();
-  return w;
-};
+const newWorker = (id: string, env: Record<string, string> = {}) => startWorker(stack, id, env);
 
 describe("a worker killed with SIGKILL mid-job", () => {
   it("loses nothing: the job is redelivered to another worker and completes exactly once", async () => {

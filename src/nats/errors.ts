@@ -1,0 +1,25 @@
+/** Recognising JetStream API errors by code (and message, for older servers). */
+
+interface ApiErrorLike {
+  name?: string;
+  message?: string;
+  api_error?: { err_code?: number };
+}
+
+/** A stream or consumer that does not exist (10059, 10014). */
+export function isNotFound(err: unknown): boolean {
+  const e = err as ApiErrorLike | null;
+  return (
+    e?.name === "StreamNotFoundError" ||
+    e?.name === "ConsumerNotFoundError" ||
+    e?.api_error?.err_code === 10059 ||
+    e?.api_error?.err_code === 10014 ||
+    /not found/i.test(e?.message ?? "")
+  );
+}
+
+/** A compare-and-set that lost: the key moved on, or already exists (10071). */
+export function isWrongLastSequence(err: unknown): boolean {
+  const e = err as ApiErrorLike | null;
+  return e?.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e?.message ?? "");
+}
