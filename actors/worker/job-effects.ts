@@ -18,7 +18,7 @@ import { RunConflictError, type RunStore } from "../../src/runs/store.js";
 import { runProcess } from "../../src/runtimes/process.js";
 import type { OutputEvent, PrivateHome } from "../../src/runtimes/types.js";
 import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
-import { redact } from "../../src/secrets.js";
+import { redact, redactText } from "../../src/secrets.js";
 import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
 import type { RunRecord } from "../../src/schemas/run.js";
 import { ARTIFACTS, artifactKey, type ArtifactName } from "../../src/subjects.js";
@@ -167,7 +167,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
               if (ev.kind === "message") lastMessage = ev.text;
               else if (ev.kind === "error") errors.push(ev.text);
               else if (ev.kind === "result") verdict = ev;
-              else report({ type: "progress", message: ev.text.slice(0, 500) });
+              else report({ type: "progress", message: redactText(ev.text.slice(0, 500)) });
             }
             if (stream === "stderr" && adapter.loginExpired(line)) errors.push(line);
           },
@@ -195,7 +195,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         if (ok) return { exitCode: 0, lastMessage };
         const evidence = errors.join("\n");
         const authExpired = adapter.loginExpired(evidence);
-        if (authExpired) login.loginExpired(errors.find((e) => adapter.loginExpired(e)) ?? evidence);
+        if (authExpired) login.loginExpired(redactText(errors.find((e) => adapter.loginExpired(e)) ?? evidence));
         const why =
           errors.at(-1) ??
           (result.exitCode === 0 ? `${adapter.runtime} ended without finishing its turn` : `${adapter.runtime} exited with code ${result.exitCode}`);
@@ -203,7 +203,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           exitCode: result.exitCode === 0 ? 1 : result.exitCode,
           lastMessage,
           authExpired,
-          error: { code: authExpired ? "AUTH_EXPIRED" : "AGENT_FAILED", message: why.slice(0, 2_000) },
+          error: { code: authExpired ? "AUTH_EXPIRED" : "AGENT_FAILED", message: redactText(why.slice(0, 2_000)) },
         };
       }),
 
@@ -212,7 +212,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         const patch = await workspaces.diff(ws);
         const keys = await saveOutput();
         if (patch.length > 0) keys.push(await putArtifact(ARTIFACTS.changesPatch, patch));
-        const message = input.agent.lastMessage?.trim();
+        const message = input.agent.lastMessage ? redactText(input.agent.lastMessage).trim() : undefined;
         if (message) keys.push(await putArtifact(ARTIFACTS.lastMessage, `${message}\n`));
         return {
           outcome: patch.length > 0 ? "CHANGES_READY" : "NO_CHANGES",

@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
+import { redactText } from "../secrets.js";
 import { buildPrompt } from "./prompt.js";
 import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, oneLine, runCheck } from "./cli-adapter.js";
 import { digestOf, exists, readIfExists, seedHome, type CredentialWriter } from "./home.js";
@@ -91,14 +92,11 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
         result: { ...base, status: "passed", message: `claude auth status passed for volume ${volume.name} (${status.authMethod ?? login.kind})` },
       };
     }
+    const said = status.loggedIn === false ? `not logged in, auth method ${status.authMethod ?? "none"}` : redactText(oneLine(run.output || run.error || "", 120));
     return {
       state: run.exitCode === 124 ? "unavailable" : "unauthenticated",
       fingerprint: login.fingerprint,
-      result: {
-        ...base,
-        status: "failed",
-        message: `claude auth status failed for volume ${volume.name} (${oneLine(run.output || run.error || "", 120)}): ${this.remedy(volume)}`,
-      },
+      result: { ...base, status: "failed", message: `claude auth status failed for volume ${volume.name} (${said}): ${this.remedy(volume)}` },
     };
   }
 

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { readFile, writeFile } from "node:fs/promises";
 import type { JobRequest } from "../schemas/job.js";
+import { redactText } from "../secrets.js";
 import { buildPrompt } from "./prompt.js";
 import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, oneLine, runCheck } from "./cli-adapter.js";
 import { digestOf, readIfExists, seedHome, type CredentialWriter } from "./home.js";
@@ -96,7 +97,7 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
         result: { status: "passed", checkedAt: checkedAt(), volume: volume.name, message: `codex login status passed for volume ${volume.name}` },
       };
     }
-    const said = oneLine(run.output || run.error || "", 160);
+    const said = redactText(oneLine(run.output || run.error || "", 160));
     return {
       state: run.exitCode === 124 ? "unavailable" : "unauthenticated",
       fingerprint,

@@ -93,6 +93,21 @@ describe("a job's flow", () => {
     expect((await stack.runs.get("meta-1"))!.record.meta).toEqual({ skill: "triage", stage: "discover" });
   });
 
+  it("never lets a secret the agent prints reach an event, the log stream or an artifact", async () => {
+    await submit({ id: "leak-1", repository: stack.repo, instructions: "leak" });
+    await events.waitFor((e) => e.jobId === "leak-1" && e.type === "succeeded");
+    const secret = /sk-live-0123456789abcdefghijklmnop/;
+    expect(JSON.stringify(events.events.filter((e) => e.jobId === "leak-1"))).not.toMatch(secret);
+    expect(JSON.stringify(events.events.find((e) => e.jobId === "leak-1" && e.type === "succeeded"))).toMatch(/\[REDACTED\]/);
+    const batch = await stack.jsm.streams.getMessage("LOGS", { last_by_subj: "logs.jobs.leak-1" });
+    expect(new TextDecoder().decode(batch!.data)).not.toMatch(secret);
+    const store = await new Objm(stack.nc).open(OBJECT_STORES.artifacts);
+    for (const name of ["output.log", "last-message.md"]) {
+      expect(new TextDecoder().decode((await store.getBlob(`leak-1/${name}`))!)).not.toMatch(secret);
+    }
+    expect(JSON.stringify((await stack.runs.get("leak-1"))!.record)).not.toMatch(secret);
+  });
+
   it("keeps a job that runs past the ack wait alive: one delivery, one claim", async () => {
     await submit({ id: "slow-1", repository: stack.repo, instructions: "sleep 5000\nsay slow" });
     await events.waitFor((e) => e.jobId === "slow-1" && e.type === "succeeded", 20_000);
