@@ -33,6 +33,7 @@ import {
 
 const DAY_MS = 24 * 3_600_000;
 const LOGS_MAX_BYTES = 1024 ** 3;
+const STATUS_PER_SUBJECT = 10_000;
 
 export interface ProvisionReport {
   created: string[];
@@ -58,6 +59,8 @@ export function streamConfigs(config: Config): Array<Partial<StreamConfig> & { n
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       max_age: nanos(7 * DAY_MS),
+      // Bounds the chattiest subjects (a worker's heartbeats: ~14 h at 5 s; a job's progress).
+      max_msgs_per_subject: STATUS_PER_SUBJECT,
       num_replicas: replicas,
     },
     {

@@ -37,6 +37,9 @@ export interface ClaudeSettings extends CliSettings {
   checkTimeoutMs?: number;
 }
 
+/** The levels `claude --effort` takes; any other value a job names is not passed on. */
+const CLAUDE_EFFORTS = new Set(["low", "medium", "high", "xhigh", "max"]);
+
 export const CLAUDE_FILES = { oauthToken: "oauth-token", apiKey: "api-key", credentials: ".credentials.json" } as const;
 
 const LOGIN_EXPIRED = [
@@ -119,6 +122,7 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
   invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome): AgentInvocation {
     const s = this.settings;
     const model = job.task.runtime?.model ?? s.model;
+    const effort = job.task.runtime?.effort;
     const args = [
       "--print",
       "--output-format",
@@ -128,6 +132,7 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
       s.permissionMode,
       "--no-session-persistence",
       ...(model ? ["--model", model] : []),
+      ...(effort && CLAUDE_EFFORTS.has(effort) ? ["--effort", effort] : []),
       ...(s.maxTurns ? ["--max-turns", String(s.maxTurns)] : []),
       ...(s.allowedTools.length > 0 ? ["--allowedTools", ...s.allowedTools] : []),
       "--",

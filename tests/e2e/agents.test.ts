@@ -72,6 +72,20 @@ describe.each(RUNTIMES)("a %s job", (runtime, vendor) => {
     expect(model.requests.some((r) => r.vendor === vendor)).toBe(true);
   });
 
+  it("accepts the model and effort a job names (the CLI refuses an unknown flag)", async () => {
+    const id = `e2e-model-${runtime}`;
+    const modelName = { codex: "gpt-5-codex", claude: "claude-sonnet-4-5", gemini: "gemini-2.5-pro" }[runtime];
+    await stack.js.publish(
+      SUBJECTS.submit,
+      JSON.stringify({ id, repository: stack.repo, task: { instructions: "say tuned", runtime: { mode: runtime, model: modelName, effort: "high" } } }),
+    );
+    const done = await events.waitFor((e) => e.jobId === id && (e.type === "succeeded" || e.type === "failed"), 90_000);
+    expect(done).toMatchObject({ type: "succeeded", summary: "tuned" });
+    // The model the job named is the one the CLI asked the endpoint for.
+    const sent = model.requests.filter((r) => r.vendor === vendor && (r.path.includes(modelName) || JSON.stringify(r.body ?? "").includes(`"model":"${modelName}"`)));
+    expect(sent.length).toBeGreaterThan(0);
+  });
+
   it("goes back to the queue on a 401 and pauses the runtime; an operator's re-check resumes it and the job runs", async () => {
     const id = `e2e-401-${runtime}`;
     model.failAuth(vendor, true);
