@@ -111,7 +111,9 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
             attempt = current.record.attempts;
             return { kind: "exhausted" as const, attempt };
           }
-          const next = claimed(current.record, deps.workerId, nowIso());
+          const taken = claimed(current.record, deps.workerId, nowIso());
+          // How many jobs still wait behind this one on its shard, as the server counted at delivery.
+          const next = { ...taken, diagnostics: { ...taken.diagnostics, pending: msg.info.pending } };
           try {
             await runs.replace(job.id, next, current.revision);
           } catch (err) {

@@ -61,7 +61,7 @@ describe("a job's flow", () => {
       workerId: "w-flow",
       attempts: 1,
       preflight: { status: "passed", volume: "codex_auth_volume" },
-      diagnostics: { queue: expected.subject, consumer: expected.consumer, volumeName: "codex_auth_volume" },
+      diagnostics: { queue: expected.subject, consumer: expected.consumer, volumeName: "codex_auth_volume", pending: 0 },
       result: { outcome: "CHANGES_READY", summary: "added notes" },
     });
     expect(run.artifacts.sort()).toEqual(["flow-1/changes.patch", "flow-1/last-message.md", "flow-1/output.log"]);
