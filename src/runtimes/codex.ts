@@ -97,7 +97,9 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
         result: { status: "passed", checkedAt: checkedAt(), volume: volume.name, message: `codex login status passed for volume ${volume.name}` },
       };
     }
-    const said = redactText(oneLine(run.output || run.error || "", 160));
+    // codex prefixes its answer with warnings (e.g. about a CODEX_HOME under /tmp): keep the answer.
+    const answer = run.output.split("\n").filter((l) => l.trim() && !/^WARNING:/.test(l)).join(" ");
+    const said = redactText(oneLine(answer || run.error || "", 160));
     return {
       state: run.exitCode === 124 ? "unavailable" : "unauthenticated",
       fingerprint,
