@@ -42,9 +42,15 @@ interface RaceResult {
   model: ModelServer;
   volume: string;
   outcomes: string[];
+  /** Why a run did not succeed, for the failure message. */
+  errors: string[];
 }
 
-async function race(name: string, env: Record<string, string>): Promise<RaceResult> {
+/**
+ * Eight jobs at once on one login. `until` says which event ends a job for the test: with the
+ * broker, its terminal event (a job may retry like any job); without it, the first setback.
+ */
+async function race(name: string, env: Record<string, string>, until: ReadonlyArray<string>): Promise<RaceResult> {
   // The server stops accepting an access token 2 s after issuing it; codex then refreshes.
   const model = await startModelServer({ accessTokenTtlSeconds: 2 });
   const volume = join(stack.dir, `volume-${name}`);
@@ -74,13 +80,17 @@ async function race(name: string, env: Record<string, string>): Promise<RaceResu
       await stack.js.publish(
         SUBJECTS.submit,
         // A tool call that outlasts the access token, so every run must refresh mid-job.
-        JSON.stringify({ id, repository: stack.repo, affinityKey: id, maxAttempts: 1, instructions: `run sleep 3\nwrite OUT-${i}.md: ${i}\nsay done` }),
+        JSON.stringify({ id, repository: stack.repo, affinityKey: id, instructions: `run sleep 3\nwrite OUT-${i}.md: ${i}\nsay done` }),
       );
     }
     const ends = await Promise.all(
-      ids.map((id) => events.waitFor((e) => e.jobId === id && (e.type === "succeeded" || e.type === "failed" || e.type === "retrying"), 90_000)),
+      ids.map((id) => events.waitFor((e) => e.jobId === id && until.includes(e.type), 90_000)),
     );
-    return { model, volume, outcomes: ends.map((e) => e.type) };
+    // Every setback on the way, with its reason, for the assertions and their messages.
+    const errors = events.events
+      .filter((e) => ids.includes(e.jobId))
+      .flatMap((e) => ("error" in e && e.error ? [`${e.jobId} ${e.type}: ${e.error.code}: ${e.error.message}`] : []));
+    return { model, volume, outcomes: ends.map((e) => e.type), errors };
   } finally {
     await worker.stop();
   }
@@ -88,9 +98,11 @@ async function race(name: string, env: Record<string, string>): Promise<RaceResu
 
 describe("eight concurrent codex runs on one ChatGPT login", () => {
   it("with the broker: no logout, each refresh token reaches upstream once, the volume ends with the newest login", async () => {
-    const { model, volume, outcomes } = await race("broker", { MOONMIND_TOKEN_BROKER: "true" });
+    const { model, volume, outcomes, errors } = await race("broker", { MOONMIND_TOKEN_BROKER: "true" }, ["succeeded", "failed"]);
     try {
-      expect(outcomes).toEqual(Array(JOBS).fill("succeeded"));
+      // No logout: no run lost its login. (Any other setback is shown, and must not end a job.)
+      expect(errors.filter((e) => /AUTH_EXPIRED|PREFLIGHT_FAILED/.test(e))).toEqual([]);
+      expect({ outcomes, errors }).toEqual({ outcomes: Array(JOBS).fill("succeeded"), errors: expect.any(Array) });
       const refreshes = model.oauth.refreshRequests;
       expect(refreshes.length).toBeGreaterThan(0);
       expect(refreshes.filter((r) => r.outcome !== "rotated")).toEqual([]);
@@ -103,7 +115,11 @@ describe("eight concurrent codex runs on one ChatGPT login", () => {
   }, 120_000);
 
   it("without the broker: the same runs spend one refresh token several times", async () => {
-    const { model, outcomes } = await race("no-broker", { MOONMIND_TOKEN_BROKER: "false", MOONMIND_CODEX_MAX_PARALLEL: String(JOBS) });
+    const { model, outcomes } = await race("no-broker", { MOONMIND_TOKEN_BROKER: "false", MOONMIND_CODEX_MAX_PARALLEL: String(JOBS) }, [
+      "succeeded",
+      "failed",
+      "retrying",
+    ]);
     try {
       expect(model.oauth.refreshRequests.filter((r) => r.outcome === "reused").length).toBeGreaterThan(0);
       expect(outcomes).not.toEqual(Array(JOBS).fill("succeeded"));
