@@ -7,6 +7,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { StatusPublisher } from "../../src/events.js";
+import { parseJson } from "../../src/json.js";
 import type { Logger } from "../../src/logger.js";
 import { finished } from "../../src/runs/record.js";
 import type { RunStore } from "../../src/runs/store.js";
@@ -55,12 +56,7 @@ export class MaxDeliveriesWatcher {
     const stored = await this.jsm.streams.getMessage(STREAMS.jobs, { seq }).catch(() => null);
     if (!stored) return; // settled meanwhile
     const text = new TextDecoder().decode(stored.data);
-    let payload: unknown = text;
-    try {
-      payload = JSON.parse(text);
-    } catch {
-      payload = redactText(text.slice(0, 4_096));
-    }
+    const payload = parseJson(text) ?? redactText(text.slice(0, 4_096));
     const id = (payload as { id?: unknown } | null)?.id;
     const jobId = typeof id === "string" && /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : `seq-${seq}`;
     const reason = `delivered ${advisory.deliveries} times on consumer ${advisory.consumer} without being settled (MOONMIND_MAX_DELIVER)`;

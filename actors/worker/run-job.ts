@@ -5,6 +5,7 @@ import type { Settlement } from "../../machines/job.machine.js";
 import { retryDelayMs } from "../../src/backoff.js";
 import type { Env } from "../../src/config.js";
 import type { Logger } from "../../src/logger.js";
+import { parseJson } from "../../src/json.js";
 import { JobRequestSchema } from "../../src/schemas/job.js";
 import { provideJobMachine, type JobDeps } from "./job-effects.js";
 
@@ -16,7 +17,7 @@ export interface RunningJob {
 }
 
 export function startJob(deps: JobDeps, msg: JsMsg, env: Env, log: Logger): RunningJob | undefined {
-  const parsed = JobRequestSchema.safeParse(safeJson(msg.data));
+  const parsed = JobRequestSchema.safeParse(parseJson(msg.data));
   if (!parsed.success) {
     // Intake validates everything it routes; anything else on a shard subject is not ours to run.
     log.error({ subject: msg.subject, seq: msg.seq }, "unparseable job on a shard subject; terminating it");
@@ -61,13 +62,5 @@ async function settle(msg: JsMsg, s: Settlement): Promise<void> {
       return;
     case "none":
       return;
-  }
-}
-
-export function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
   }
 }

@@ -21,6 +21,7 @@ import { createAdapter, type AdapterDeps } from "../../src/runtimes/index.js";
 import type { LoginVolume, RuntimeAdapter } from "../../src/runtimes/types.js";
 import { WorkerRecordSchema, type WorkerRecord } from "../../src/schemas/events.js";
 import type { Runtime } from "../../src/schemas/runtime.js";
+import { parseJson } from "../../src/json.js";
 import { startupProblems } from "../../src/startup.js";
 import { resolveAgentUser } from "../../src/runtimes/agent-user.js";
 import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer } from "../../src/subjects.js";
@@ -30,7 +31,7 @@ import { startControl } from "./control.js";
 import { WorkerCredentials } from "./credentials.js";
 import type { JobDeps } from "./job-effects.js";
 import { pullLoop, sleep } from "./pull.js";
-import { safeJson, startJob, type RunningJob } from "./run-job.js";
+import { startJob, type RunningJob } from "./run-job.js";
 import { Login, loginKey } from "./logins.js";
 import { Slots } from "./slots.js";
 
@@ -290,7 +291,7 @@ export class Worker implements AsyncDisposable {
   private async isWorkerAlive(workerId: string): Promise<boolean> {
     const entry = await this.workers.get(workerId);
     if (!entry || entry.operation !== "PUT" || entry.length === 0) return false;
-    const record = WorkerRecordSchema.safeParse(safeJson(entry.value));
+    const record = WorkerRecordSchema.safeParse(parseJson(entry.value));
     if (!record.success || record.data.state === "stopped") return false;
     return Date.now() - Date.parse(record.data.heartbeatAt) < this.config.env.MOONMIND_WORKER_TTL_MS;
   }

@@ -5,6 +5,7 @@
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { JobEventSchema, WorkerEventSchema, type JobEvent, type WorkerEvent } from "../schemas/events.js";
+import { parseJson } from "../json.js";
 import { STREAMS } from "../subjects.js";
 
 export type StatusEvent = { kind: "job"; event: JobEvent } | { kind: "worker"; event: WorkerEvent };
@@ -31,7 +32,7 @@ export async function* followStatus(nc: NatsConnection, opts: FollowOptions): As
   opts.signal?.addEventListener("abort", stop, { once: true });
   try {
     for await (const m of messages) {
-      const data = safeJson(m.data);
+      const data = parseJson(m.data);
       if (m.subject.startsWith("status.jobs.")) {
         const parsed = JobEventSchema.safeParse(data);
         if (parsed.success) yield { kind: "job", event: parsed.data };
@@ -46,13 +47,6 @@ export async function* followStatus(nc: NatsConnection, opts: FollowOptions): As
   }
 }
 
-function safeJson(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
-  }
-}
 
 /** Parses `10m`, `2h`, `1d`, `30s` into a start time; `all` means everything stored. */
 export function parseSince(value: string, now = Date.now()): Date | undefined {

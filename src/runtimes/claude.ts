@@ -13,7 +13,8 @@ import type { JobRequest } from "../schemas/job.js";
 import { redactText } from "../secrets.js";
 import { buildPrompt } from "./prompt.js";
 import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, oneLine, runCheck } from "./cli-adapter.js";
-import { digestOf, exists, readIfExists, seedHome, type CredentialWriter } from "./home.js";
+import { sha256Hex } from "../auth/credential-store.js";
+import { exists, readIfExists, seedHome, type CredentialWriter } from "./home.js";
 import {
   baseAgentEnv,
   type AgentInvocation,
@@ -196,11 +197,11 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
   /** Which login the volume holds, and the variables that hand it to the CLI. */
   private async loginEnv(volume: LoginVolume): Promise<{ kind: string; env: Record<string, string>; fingerprint?: string }> {
     const token = (await readIfExists(join(volume.path, CLAUDE_FILES.oauthToken)))?.toString("utf8").trim();
-    if (token) return { kind: "oauth-token", env: { CLAUDE_CODE_OAUTH_TOKEN: token }, fingerprint: digestOf(Buffer.from(token)) };
+    if (token) return { kind: "oauth-token", env: { CLAUDE_CODE_OAUTH_TOKEN: token }, fingerprint: sha256Hex(Buffer.from(token)) };
     const key = (await readIfExists(join(volume.path, CLAUDE_FILES.apiKey)))?.toString("utf8").trim();
-    if (key) return { kind: "api-key", env: { ANTHROPIC_API_KEY: key }, fingerprint: digestOf(Buffer.from(key)) };
+    if (key) return { kind: "api-key", env: { ANTHROPIC_API_KEY: key }, fingerprint: sha256Hex(Buffer.from(key)) };
     const creds = await readIfExists(join(volume.path, CLAUDE_FILES.credentials));
-    if (creds) return { kind: "credentials-file", env: {}, fingerprint: digestOf(creds) };
+    if (creds) return { kind: "credentials-file", env: {}, fingerprint: sha256Hex(creds) };
     return { kind: (await exists(volume.path)) ? "none" : "no volume", env: {} };
   }
 

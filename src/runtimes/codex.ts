@@ -4,13 +4,15 @@
  * Runs: `codex exec` with approval_policy="never", a sandbox mode, JSONL events, stdin closed and
  * the final message written to a file, in a private CODEX_HOME seeded from the volume.
  */
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readFile, writeFile } from "node:fs/promises";
 import type { JobRequest } from "../schemas/job.js";
 import { redactText } from "../secrets.js";
 import { buildPrompt } from "./prompt.js";
 import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, oneLine, runCheck } from "./cli-adapter.js";
-import { digestOf, readIfExists, seedHome, type CredentialWriter } from "./home.js";
+import { isValidCodexAuth, tryParseCodexAuth } from "../auth/codex-credentials.js";
+import { sha256Hex } from "../auth/credential-store.js";
+import { readIfExists, seedHome, type CredentialWriter } from "./home.js";
 import { mergeTopLevelToml } from "./toml.js";
 import {
   baseAgentEnv,
@@ -52,14 +54,12 @@ const DEFAULT_MAX_PARALLEL = 4;
 /** Keys the runtime guarantees in the volume's config.toml; everything else stays the user's. */
 export const CODEX_CONFIG_TEMPLATE = { approval_policy: '"never"' } as const;
 
+/** A usable auth.json: an API key, or a complete ChatGPT login (as the broker's store judges it). */
 export function isUsableCodexAuth(bytes: Uint8Array): boolean {
+  if (isValidCodexAuth(bytes)) return true;
   try {
-    const auth = JSON.parse(Buffer.from(bytes).toString("utf8")) as {
-      OPENAI_API_KEY?: string | null;
-      tokens?: { access_token?: string; refresh_token?: string } | null;
-    };
-    if (typeof auth.OPENAI_API_KEY === "string" && auth.OPENAI_API_KEY.length > 0) return true;
-    return Boolean(auth.tokens?.access_token && auth.tokens?.refresh_token);
+    const key = (JSON.parse(Buffer.from(bytes).toString("utf8")) as { OPENAI_API_KEY?: unknown }).OPENAI_API_KEY;
+    return typeof key === "string" && key.length > 0;
   } catch {
     return false;
   }
@@ -77,7 +77,7 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
       signal,
     );
     const auth = await readIfExists(join(volume.path, "auth.json"));
-    const fingerprint = auth ? digestOf(auth) : undefined;
+    const fingerprint = auth ? sha256Hex(auth) : undefined;
     if (run.missing || (run.error && run.exitCode === 127)) {
       return {
         state: "unavailable",
@@ -219,12 +219,7 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
   async maxParallel(volume: LoginVolume): Promise<number> {
     if (this.settings.maxParallel !== undefined) return this.settings.maxParallel;
     const auth = await readIfExists(join(volume.path, "auth.json"));
-    let chatgpt = false;
-    try {
-      chatgpt = auth !== undefined && (JSON.parse(auth.toString("utf8")) as { tokens?: unknown }).tokens != null;
-    } catch {
-      chatgpt = false;
-    }
+    const chatgpt = auth !== undefined && tryParseCodexAuth(auth) !== undefined;
     return chatgpt && !this.settings.brokerUrl?.(volume) ? 1 : DEFAULT_MAX_PARALLEL;
   }
 
@@ -234,16 +229,6 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
 
   private baseEnv(home: string): Record<string, string> {
     return { ...baseAgentEnv(), ...AGENT_GIT_IDENTITY, CODEX_HOME: home, HOME: home };
-  }
-}
-
-/** Reads the volume's auth.json mode: "chatgpt" (rotating tokens), "apikey", or undefined. */
-export async function codexAuthMode(volumePath: string): Promise<string | undefined> {
-  try {
-    const auth = JSON.parse(await readFile(join(volumePath, "auth.json"), "utf8")) as { auth_mode?: string; tokens?: unknown };
-    return auth.auth_mode ?? (auth.tokens ? "chatgpt" : "apikey");
-  } catch {
-    return undefined;
   }
 }
 

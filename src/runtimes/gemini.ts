@@ -10,7 +10,8 @@ import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
 import { buildPrompt } from "./prompt.js";
 import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, runCheck } from "./cli-adapter.js";
-import { digestOf, readIfExists, seedHome, type CredentialWriter } from "./home.js";
+import { sha256Hex } from "../auth/credential-store.js";
+import { readIfExists, seedHome, type CredentialWriter } from "./home.js";
 import {
   baseAgentEnv,
   type AgentInvocation,
@@ -203,14 +204,14 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
     if (type === "oauth-personal") {
       const creds = await readIfExists(join(volume.path, GEMINI_FILES.oauthCreds));
       if (!creds || !isUsableGeminiOauth(creds)) return { problem: `oauth-personal without a usable ${GEMINI_FILES.oauthCreds}` };
-      return { kind: type, fingerprint: digestOf(creds) };
+      return { kind: type, fingerprint: sha256Hex(creds) };
     }
     if (type === "gemini-api-key") {
       const key = await readIfExists(join(volume.path, GEMINI_FILES.apiKey));
       if (!key || key.toString("utf8").trim() === "") return { problem: `gemini-api-key without an ${GEMINI_FILES.apiKey} file` };
-      return { kind: type, fingerprint: digestOf(key) };
+      return { kind: type, fingerprint: sha256Hex(key) };
     }
-    return { kind: type, fingerprint: digestOf(raw) };
+    return { kind: type, fingerprint: sha256Hex(raw) };
   }
 
   private baseEnv(home: string): Record<string, string> {

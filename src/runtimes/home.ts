@@ -2,14 +2,10 @@
  * Private homes: each run gets its own copy of the login's files, so no two CLIs ever share one
  * credentials file, and rotated credentials go back to the volume by compare-and-set.
  */
-import { createHash } from "node:crypto";
-import { chmod, copyFile, mkdir, readFile, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { seedPrivateHome, sha256Hex } from "../auth/credential-store.js";
 import type { LoginVolume, PrivateHome, WriteBackResult } from "./types.js";
-
-export function digestOf(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 export async function readIfExists(path: string): Promise<Buffer | undefined> {
   try {
@@ -56,25 +52,17 @@ export async function seedHome(
   spec: SeedSpec,
   writer: CredentialWriter | undefined,
 ): Promise<PrivateHome> {
-  await mkdir(homeDir, { recursive: true, mode: 0o700 });
-  for (const file of spec.copy) {
-    const from = join(volume.path, file);
-    if (!(await exists(from))) continue;
-    const to = join(homeDir, file);
-    await mkdir(dirname(to), { recursive: true, mode: 0o700 });
-    await copyFile(from, to);
-    await chmod(to, 0o600);
-  }
+  // Copies what exists, 0600 in a 0700 home, and returns the digest of each file it copied.
+  const seeded = await seedPrivateHome(volume.path, homeDir, spec.copy);
   const credential = spec.credential;
-  const seeded = credential ? await readIfExists(join(homeDir, credential.file)) : undefined;
-  const seededDigest = seeded ? digestOf(seeded) : undefined;
+  const seededDigest = credential ? seeded[credential.file] : undefined;
   return {
     dir: homeDir,
     env: spec.env(homeDir),
     async writeBack(): Promise<WriteBackResult> {
       if (!credential || !writer || seededDigest === undefined) return "unchanged";
       const now = await readIfExists(join(homeDir, credential.file));
-      if (!now || digestOf(now) === seededDigest) return "unchanged";
+      if (!now || sha256Hex(now) === seededDigest) return "unchanged";
       return writer(volume, credential.file, seededDigest, now, credential.validate);
     },
   };
