@@ -44,6 +44,18 @@ function isPermanentError(error: unknown): boolean {
   return (error as { name?: unknown } | null)?.name === "PermanentError";
 }
 
+/** The preflight result, as reported from either branch of the preflight state. */
+function preflightReport({ context, event }: { context: JobContext; event: unknown }): JobReport {
+  const result = (event as DoneActorEvent<PreflightResult>).output;
+  return { type: "preflight", attempt: context.attempt, status: result.status, message: result.message };
+}
+
+/** Back in the queue (a retry with backoff, or a requeue that spends no attempt): watchers see why. */
+function retryingReport({ context }: { context: JobContext }): JobReport {
+  const delayMs = context.settlement.kind === "nak" ? context.settlement.delayMs : 0;
+  return { type: "retrying", attempt: context.attempt, delayMs, error: context.error! };
+}
+
 /** The worker is stopping: the job goes back to the queue at once, its attempt not spent. */
 const handBack = {
   target: "#job.requeueing",
@@ -175,28 +187,12 @@ export const jobMachine = setup({
           {
             guard: "preflightPassed",
             target: "preparing",
-            actions: {
-              type: "report",
-              params: ({ context, event }) => ({
-                type: "preflight",
-                attempt: context.attempt,
-                status: event.output.status,
-                message: event.output.message,
-              }),
-            },
+            actions: { type: "report", params: preflightReport },
           },
           {
             target: "requeueing",
             actions: [
-              {
-                type: "report",
-                params: ({ context, event }) => ({
-                  type: "preflight",
-                  attempt: context.attempt,
-                  status: event.output.status,
-                  message: event.output.message,
-                }),
-              },
+              { type: "report", params: preflightReport },
               assign({ error: ({ event }) => ({ code: "PREFLIGHT_FAILED", message: event.output.message }) }),
             ],
           },
@@ -332,15 +328,7 @@ export const jobMachine = setup({
         }),
         onDone: {
           target: "cleaning",
-          actions: {
-            type: "report",
-            params: ({ context }) => ({
-              type: "retrying",
-              attempt: context.attempt,
-              delayMs: (context.settlement as { delayMs: number }).delayMs,
-              error: context.error!,
-            }),
-          },
+          actions: { type: "report", params: retryingReport },
         },
         onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
       },
@@ -355,18 +343,9 @@ export const jobMachine = setup({
           delayMs: context.requeueDelayMs,
           reason: context.error!,
         }),
-        // Back in the queue without spending an attempt; watchers see why.
         onDone: {
           target: "cleaning",
-          actions: {
-            type: "report",
-            params: ({ context }) => ({
-              type: "retrying",
-              attempt: context.attempt,
-              delayMs: context.requeueDelayMs,
-              error: context.error!,
-            }),
-          },
+          actions: { type: "report", params: retryingReport },
         },
         onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
       },

@@ -13,7 +13,7 @@ import { startModelServer, type ModelServer, type Vendor } from "../../src/demo/
 import { prepareDemoVolumes } from "../../src/demo/volumes.js";
 import { OBJECT_STORES, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
 
 let stack: TestStack;
@@ -44,13 +44,7 @@ beforeAll(async () => {
   worker = await startWorker(stack, "w-agents", env);
 }, 120_000);
 
-afterAll(async () => {
-  events?.close();
-  await worker?.stop();
-  await intake?.stop();
-  await stack?.stop();
-  await model?.stop();
-});
+afterAll(() => stopAll(events, worker, intake, stack, model));
 
 async function artifact(name: string): Promise<string> {
   const store = await new Objm(stack.nc).open(OBJECT_STORES.artifacts);

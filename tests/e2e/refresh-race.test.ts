@@ -18,7 +18,7 @@ import { createLogger } from "../../src/logger.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, stopAll, type TestStack } from "../helpers/stack.js";
 
 const JOBS = 8;
 const log = createLogger({ actor: "test" }, "silent");
@@ -32,11 +32,7 @@ beforeAll(async () => {
   intake = await startIntake(stack);
 });
 
-afterAll(async () => {
-  events?.close();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, intake, stack));
 
 interface RaceResult {
   model: ModelServer;

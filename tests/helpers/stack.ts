@@ -111,3 +111,11 @@ export async function startWorker(stack: TestStack, id: string, env: Record<stri
   await worker.start();
   return worker;
 }
+
+/** Stops, in the order given, whatever was started (missing ones skipped): from afterAll. */
+export async function stopAll(...things: Array<{ stop?: () => Promise<unknown>; close?: () => unknown } | undefined>): Promise<void> {
+  for (const thing of things) {
+    if (thing?.stop) await thing.stop();
+    else thing?.close?.();
+  }
+}

@@ -4,7 +4,7 @@ import { Intake } from "../../actors/intake/intake.js";
 import { Worker } from "../../actors/worker/worker.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 import { chmod } from "node:fs/promises";
 
 const asRoot = process.getuid?.() === 0;
@@ -23,12 +23,7 @@ beforeAll(async () => {
   worker = await startWorker(stack, "w-user");
 });
 
-afterAll(async () => {
-  events?.close();
-  await worker?.stop();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, worker, intake, stack));
 
 describe("agent user", () => {
   // Switching users needs root; elsewhere the worker runs agents as itself and there is nothing to show.

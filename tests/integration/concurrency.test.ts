@@ -4,7 +4,7 @@ import { Intake } from "../../actors/intake/intake.js";
 import { Worker } from "../../actors/worker/worker.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
@@ -18,12 +18,7 @@ beforeAll(async () => {
   worker = await startWorker(stack, "w-two");
 });
 
-afterAll(async () => {
-  events?.close();
-  await worker?.stop();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, worker, intake, stack));
 
 describe("worker concurrency", () => {
   it("runs two jobs side by side with concurrency 2, and a third only when one is done", async () => {

@@ -9,7 +9,7 @@ import { Worker } from "../../actors/worker/worker.js";
 import { route } from "../../src/routing.js";
 import { OBJECT_STORES, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
@@ -23,12 +23,7 @@ beforeAll(async () => {
   worker = await startWorker(stack, "w-flow");
 });
 
-afterAll(async () => {
-  events?.close();
-  await worker?.stop();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, worker, intake, stack));
 
 const submit = (payload: unknown) => stack.js.publish(SUBJECTS.submit, JSON.stringify(payload));
 

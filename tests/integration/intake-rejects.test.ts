@@ -7,7 +7,7 @@ import { Intake } from "../../actors/intake/intake.js";
 import { DeadLetterSchema } from "../../src/schemas/events.js";
 import { INTAKE_CONSUMER, STREAMS, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, stopAll, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
@@ -19,11 +19,7 @@ beforeAll(async () => {
   intake = await startIntake(stack);
 });
 
-afterAll(async () => {
-  events?.close();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, intake, stack));
 
 const secretValue = "sk-live-0123456789abcdefghijklmnop";
 const cases: Array<[string, string | object, RegExp, string?]> = [

@@ -8,7 +8,7 @@ import { route } from "../../src/routing.js";
 import { DeadLetterSchema } from "../../src/schemas/events.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, stopAll, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
 let intake: Intake;
@@ -20,11 +20,7 @@ beforeAll(async () => {
   intake = await startIntake(stack);
 });
 
-afterAll(async () => {
-  events?.close();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, intake, stack));
 
 describe("a job out of deliveries", () => {
   it("is dead-lettered and removed from the queue", async () => {

@@ -11,7 +11,7 @@ import { Intake } from "../../actors/intake/intake.js";
 import type { PreflightReply } from "../../actors/worker/control.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
 
 let stack: TestStack;
@@ -25,11 +25,7 @@ beforeAll(async () => {
   intake = await startIntake(stack);
 });
 
-afterAll(async () => {
-  events?.close();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, intake, stack));
 
 const emptyVolume = () => join(stack.dir, "empty-volume");
 

@@ -7,7 +7,7 @@ import { Intake } from "../../actors/intake/intake.js";
 import { spawnActor } from "../../src/cli/commands/actor.js";
 import { SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
-import { startIntake, startStack, startWorker, type TestStack } from "../helpers/stack.js";
+import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
 
 let stack: TestStack;
@@ -20,11 +20,7 @@ beforeAll(async () => {
   intake = await startIntake(stack);
 });
 
-afterAll(async () => {
-  events?.close();
-  await intake?.stop();
-  await stack?.stop();
-});
+afterAll(() => stopAll(events, intake, stack));
 
 const newWorker = (id: string, env: Record<string, string> = {}) => startWorker(stack, id, env);
 
