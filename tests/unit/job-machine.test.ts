@@ -34,6 +34,18 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
+/** An agent that runs until it is stopped, and tells whether it was. */
+function hangingAgent() {
+  let aborted = false;
+  return {
+    run: (signal: AbortSignal) =>
+      new Promise<AgentResult>(() => {
+        signal.addEventListener("abort", () => (aborted = true));
+      }),
+    aborted: () => aborted,
+  };
+}
+
 interface Fakes {
   claim?: () => Promise<ClaimResult>;
   preflight?: () => Promise<PreflightResult>;
@@ -125,17 +137,12 @@ describe("job machine", () => {
   });
 
   it("stops the agent at the timeout and retries with the attempt's backoff", async () => {
-    let aborted = false;
-    const t = start({
-      runAgent: (signal) =>
-        new Promise<AgentResult>(() => {
-          signal.addEventListener("abort", () => (aborted = true));
-        }),
-    });
+    const agent = hangingAgent();
+    const t = start({ runAgent: agent.run });
     await waitFor(t.actor, (s) => s.matches("running"));
     t.clock.increment(60_000);
     const out = await toPromise(t.actor);
-    expect(aborted).toBe(true);
+    expect(agent.aborted()).toBe(true);
     expect(out.settlement).toEqual({ kind: "nak", delayMs: 1_000 });
     expect(t.retries).toEqual([1_000]);
     expect(t.reports.at(-1)).toMatchObject({ type: "retrying", attempt: 1, error: { code: "TIMEOUT" } });
@@ -206,17 +213,12 @@ describe("job machine", () => {
   });
 
   it("cancels a running job, stops the agent and settles with term", async () => {
-    let aborted = false;
-    const t = start({
-      runAgent: (signal) =>
-        new Promise<AgentResult>(() => {
-          signal.addEventListener("abort", () => (aborted = true));
-        }),
-    });
+    const agent = hangingAgent();
+    const t = start({ runAgent: agent.run });
     await waitFor(t.actor, (s) => s.matches("running"));
     t.actor.send({ type: "CANCEL", reason: "cancelled by operator" });
     const out = await toPromise(t.actor);
-    expect(aborted).toBe(true);
+    expect(agent.aborted()).toBe(true);
     expect(out.settlement).toEqual({ kind: "term" });
     expect(t.failures).toEqual([{ state: "cancelled", code: "CANCELLED" }]);
     expect(t.reports.at(-1)).toEqual({ type: "cancelled", reason: "cancelled by operator" });
@@ -236,17 +238,12 @@ describe("job machine", () => {
 
 describe("job machine: worker stopping", () => {
   it("hands a running job back at once without spending its attempt", async () => {
-    let aborted = false;
-    const t = start({
-      runAgent: (signal) =>
-        new Promise<AgentResult>(() => {
-          signal.addEventListener("abort", () => (aborted = true));
-        }),
-    });
+    const agent = hangingAgent();
+    const t = start({ runAgent: agent.run });
     await waitFor(t.actor, (s) => s.matches("running"));
     t.actor.send({ type: "RELEASE", reason: "worker stopping" });
     const out = await toPromise(t.actor);
-    expect(aborted).toBe(true);
+    expect(agent.aborted()).toBe(true);
     expect(out.settlement).toEqual({ kind: "nak", delayMs: 0 });
     expect(t.calls).toEqual(["requeue", "cleanup"]);
     expect(t.failures).toEqual([]);
