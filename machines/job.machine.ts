@@ -4,9 +4,14 @@
  *
  *   claiming → preflight → preparing → running → collecting → finishing → cleaning → done
  *                                 \________ failing → retrying | concluding (failed or dead_letter)
- *   requeueing (preflight failed, no attempt spent) · cancelling (CANCEL or timeout)
+ *   requeueing (preflight failed, no attempt spent) · cancelling (CANCEL)
+ *   running ─(timeout | CANCEL | RELEASE)→ stopping: nothing moves on until the agent and every
+ *   process it started are gone, and its rotated credentials are written back
  *
- * The machine's output tells the host how to settle the JetStream message.
+ * The machine's output tells the host how to settle the JetStream message. The host keeps the
+ * message alive from delivery to settlement, so no step here races ack_wait. A record write the
+ * host could not make (it retries the store itself) hands the message back; only a
+ * compare-and-set conflict — another worker owns the run now — leaves the message alone.
  */
 import { assign, fromPromise, setup, type DoneActorEvent } from "xstate";
 import type { JobRequest } from "../src/schemas/job.js";
@@ -21,6 +26,7 @@ import type {
   JobMachineInput,
   JobReport,
   Settlement,
+  StopThen,
   Workspace,
 } from "./job.types.js";
 
@@ -44,6 +50,12 @@ function isPermanentError(error: unknown): boolean {
   return (error as { name?: unknown } | null)?.name === "PermanentError";
 }
 
+/** Another worker's write won the run record. Recognised by name or code, so it survives any boundary. */
+function isRunConflict(error: unknown): boolean {
+  const e = error as { name?: unknown; code?: unknown } | null;
+  return e?.name === "RunConflictError" || e?.code === "RUN_CONFLICT";
+}
+
 /** The preflight result, as reported from either branch of the preflight state. */
 function preflightReport({ context, event }: { context: JobContext; event: unknown }): JobReport {
   const result = (event as DoneActorEvent<PreflightResult>).output;
@@ -64,6 +76,20 @@ const handBack = {
     error: ({ event }) => ({ code: "WORKER_STOPPING", message: event.reason }),
   }),
 } as const;
+
+/**
+ * A record write failed after the host's own retries. A conflict: the run is another worker's
+ * now, leave its message alone. Anything else: hand the message back for a later delivery.
+ */
+const WRITE_FAILED = [
+  { guard: "runConflict", target: "#job.cleaning", actions: assign<JobContext, any, undefined, JobMachineEvent, never>({ settlement: { kind: "none" } }) },
+  {
+    target: "#job.cleaning",
+    actions: assign<JobContext, any, undefined, JobMachineEvent, never>({
+      settlement: ({ context }) => ({ kind: "nak" as const, delayMs: context.requeueDelayMs }),
+    }),
+  },
+] as const;
 
 export const jobMachine = setup({
   types: {
@@ -98,6 +124,8 @@ export const jobMachine = setup({
     recordFailure: notProvided("recordFailure") as unknown as ReturnType<
       typeof fromPromise<void, FailureInput & { state: "failed" | "dead_letter" | "cancelled" }>
     >,
+    /** Resolves once the stopped agent and every process it started are gone. */
+    agentExited: notProvided("agentExited") as unknown as ReturnType<typeof fromPromise<void, void>>,
     cleanup: notProvided("cleanup") as unknown as ReturnType<
       typeof fromPromise<void, { job: JobRequest; workspace?: Workspace | undefined }>
     >,
@@ -105,8 +133,6 @@ export const jobMachine = setup({
   actions: {
     /** Publish a status event; the host adds `at`, `jobId` and `workerId`. */
     report: (_, _params: JobReport) => {},
-    /** In-progress ack: keeps the message ours while the agent runs past ack_wait. */
-    keepAlive: () => {},
   },
   guards: {
     claimIs: ({ event }, params: { kind: ClaimResult["kind"] }) =>
@@ -116,9 +142,11 @@ export const jobMachine = setup({
     agentLoginExpired: ({ event }) => (event as unknown as DoneActorEvent<AgentResult>).output.authExpired === true,
     canRetry: ({ context }) => context.retryable && context.attempt < context.job.maxAttempts,
     isRetryable: ({ context }) => context.retryable,
+    runConflict: ({ event }) => isRunConflict((event as { error?: unknown }).error),
+    storeUnavailable: ({ event }) => (event as { error?: { code?: unknown } }).error?.code === "STORE_UNAVAILABLE",
+    stoppedFor: ({ context }, params: { then: StopThen }) => context.then === params.then,
   },
   delays: {
-    keepAlive: ({ context }) => context.keepAliveMs,
     jobTimeout: ({ context }) => context.jobTimeoutMs,
   },
 }).createMachine({
@@ -156,6 +184,20 @@ export const jobMachine = setup({
               }),
             }),
           },
+          {
+            guard: { type: "claimIs", params: { kind: "missing" } },
+            target: "concluding",
+            actions: assign({
+              finalState: "failed",
+              retryable: false,
+              error: ({ event }) => ({
+                code: "RUN_RECORD_MISSING",
+                message: (event.output as Extract<ClaimResult, { kind: "missing" }>).reason,
+              }),
+            }),
+          },
+          // A forged or stale body: never run it, never redeliver it; the job's own message is untouched.
+          { guard: { type: "claimIs", params: { kind: "refused" } }, target: "done", actions: assign({ settlement: { kind: "term" } }) },
           {
             guard: { type: "claimIs", params: { kind: "exhausted" } },
             target: "concluding",
@@ -257,8 +299,9 @@ export const jobMachine = setup({
       },
       after: {
         jobTimeout: {
-          target: "failing",
+          target: "stopping",
           actions: assign({
+            then: "timeout",
             error: ({ context }) => ({
               code: "TIMEOUT",
               message: `the agent ran longer than ${context.jobTimeoutMs} ms (MOONMIND_JOB_TIMEOUT_MS) and was stopped`,
@@ -267,12 +310,34 @@ export const jobMachine = setup({
         },
       },
       on: {
-        CANCEL: { target: "cancelling" },
-        RELEASE: handBack,
+        CANCEL: {
+          target: "stopping",
+          actions: assign({ then: "cancel", error: ({ event }) => ({ code: "CANCELLED", message: event.reason }) }),
+        },
+        RELEASE: {
+          target: "stopping",
+          actions: assign({
+            then: "release",
+            requeueDelayMs: 0,
+            error: ({ event }) => ({ code: "WORKER_STOPPING", message: event.reason }),
+          }),
+        },
       },
-      initial: "alive",
-      states: {
-        alive: { after: { keepAlive: { target: "alive", reenter: true, actions: "keepAlive" } } },
+    },
+    // Leaving `running` stopped the agent (SIGTERM, SIGKILL after the grace): wait until it is gone.
+    stopping: {
+      invoke: {
+        src: "agentExited",
+        onDone: [
+          { guard: { type: "stoppedFor", params: { then: "cancel" } }, target: "cancelling" },
+          { guard: { type: "stoppedFor", params: { then: "release" } }, target: "requeueing" },
+          { target: "failing" },
+        ],
+        onError: [
+          { guard: { type: "stoppedFor", params: { then: "cancel" } }, target: "cancelling" },
+          { guard: { type: "stoppedFor", params: { then: "release" } }, target: "requeueing" },
+          { target: "failing" },
+        ],
       },
     },
     collecting: {
@@ -280,7 +345,21 @@ export const jobMachine = setup({
         src: "collectArtifacts",
         input: ({ context }) => ({ job: context.job, workspace: context.workspace!, agent: context.agent! }),
         onDone: { target: "finishing", actions: assign({ collected: ({ event }) => event.output }) },
-        onError: { target: "failing", actions: assign({ error: ({ event }) => toRunError(event.error, "ARTIFACTS_FAILED") }) },
+        onError: [
+          // The host retried the store until its deadline: hand the message back, judge nothing.
+          {
+            guard: "storeUnavailable",
+            target: "cleaning",
+            actions: assign({ settlement: ({ context }) => ({ kind: "nak" as const, delayMs: context.requeueDelayMs }) }),
+          },
+          {
+            target: "failing",
+            actions: assign({
+              error: ({ event }) => toRunError(event.error, "ARTIFACTS_FAILED"),
+              retryable: ({ event }) => !isPermanentError(event.error),
+            }),
+          },
+        ],
       },
     },
     finishing: {
@@ -303,8 +382,7 @@ export const jobMachine = setup({
             },
           ],
         },
-        // Lost the run record to another worker (our claim expired): it owns the message now.
-        onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
+        onError: WRITE_FAILED,
       },
     },
     failing: {
@@ -330,7 +408,7 @@ export const jobMachine = setup({
           target: "cleaning",
           actions: { type: "report", params: retryingReport },
         },
-        onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
+        onError: WRITE_FAILED,
       },
     },
     requeueing: {
@@ -347,7 +425,7 @@ export const jobMachine = setup({
           target: "cleaning",
           actions: { type: "report", params: retryingReport },
         },
-        onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
+        onError: WRITE_FAILED,
       },
     },
     concluding: {
@@ -375,11 +453,10 @@ export const jobMachine = setup({
             },
           ],
         },
-        onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
+        onError: WRITE_FAILED,
       },
     },
     cancelling: {
-      entry: assign({ error: ({ event }) => ({ code: "CANCELLED", message: (event as { reason: string }).reason }) }),
       invoke: {
         src: "recordFailure",
         input: ({ context }) => ({
@@ -396,7 +473,7 @@ export const jobMachine = setup({
             { type: "report", params: ({ context }) => ({ type: "cancelled", reason: context.error!.message }) },
           ],
         },
-        onError: { target: "cleaning", actions: assign({ settlement: { kind: "none" } }) },
+        onError: WRITE_FAILED,
       },
     },
     cleaning: {

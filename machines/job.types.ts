@@ -9,7 +9,11 @@ export type ClaimResult =
   /** A live worker holds it: look again later. */
   | { kind: "busy"; retryInMs: number; holder: string }
   /** Every attempt was spent (e.g. workers died mid-run): dead-letter without running. */
-  | { kind: "exhausted"; attempt: number };
+  | { kind: "exhausted"; attempt: number }
+  /** No run record (deleted, or never written by intake): the job ends, saying why. */
+  | { kind: "missing"; reason: string }
+  /** The shard message disagrees with the request in the run record: refuse the message. */
+  | { kind: "refused"; reason: string };
 
 export interface Workspace {
   dir: string;
@@ -51,7 +55,6 @@ export type JobReport =
 
 export interface JobMachineInput {
   job: JobRequest;
-  keepAliveMs: number;
   jobTimeoutMs: number;
   /** Retry delay for a given attempt (the host passes a pure backoff with its policy). */
   retryDelay: (attempt: number) => number;
@@ -59,8 +62,12 @@ export interface JobMachineInput {
   requeueDelayMs: number;
 }
 
+/** Why the agent is being stopped early, and so where the job goes once it is gone. */
+export type StopThen = "cancel" | "timeout" | "release";
+
 export interface JobContext extends JobMachineInput {
   attempt: number;
+  then?: StopThen | undefined;
   workspace?: Workspace | undefined;
   agent?: AgentResult | undefined;
   collected?: Collected | undefined;

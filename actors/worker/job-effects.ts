@@ -9,6 +9,8 @@ import type { ObjectStore } from "@nats-io/obj";
 import { fromPromise } from "xstate";
 import { jobMachine, type AgentResult, type Collected, type JobReport } from "../../machines/job.machine.js";
 import { RetryableError } from "../../src/errors.js";
+import { canonicalJson } from "../../src/json.js";
+import { persist } from "../../src/runs/persist.js";
 import type { StatusPublisher } from "../../src/events.js";
 import { LogBatcher } from "../../src/logs.js";
 import type { Logger } from "../../src/logger.js";
@@ -44,7 +46,15 @@ export interface JobDeps {
     workerTtlMs: number;
     logBatchMs: number;
     logBatchLines: number;
+    /** How long a result's uploads and record writes are retried while the store is away. */
+    storeRetryMs: number;
   };
+}
+
+/** The store stayed away past the retry deadline: the message goes back, the attempt is not judged. */
+export class StoreUnavailableError extends Error {
+  override name = "StoreUnavailableError";
+  readonly code = "STORE_UNAVAILABLE";
 }
 
 const nowIso = () => new Date().toISOString();
@@ -58,40 +68,68 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   const batcher = new LogBatcher(deps.nc, job.id, { intervalMs: deps.settings.logBatchMs, maxLines: deps.settings.logBatchLines });
   let attempt = 0;
   let startedAt = 0;
+  /** The agent's whole run — process tree gone, credentials written back, home removed. */
+  let agentRun: Promise<AgentResult> | undefined;
+  /** Status events go out in order, each retried while the store is away. */
+  let events: Promise<void> = Promise.resolve();
 
-  /** Writes the record only while this worker's attempt still owns it. */
-  const updateOwned = (change: (r: RunRecord) => RunRecord) =>
-    runs.update(job.id, (r) => {
-      if (!ownedBy(r, deps.workerId, attempt)) {
-        throw new RunConflictError(`run ${job.id} is no longer held by ${deps.workerId} attempt ${attempt}`);
-      }
-      return change(r);
-    });
+  /** Retries while the store is away; past the deadline the message goes back unjudged. */
+  const store = async <T>(what: string, write: () => Promise<T>): Promise<T> => {
+    try {
+      return await persist(what, write, { deadlineMs: deps.settings.storeRetryMs, log: log.child({ jobId: job.id }) });
+    } catch (err) {
+      const e = err as { name?: string };
+      if (e.name === "RunConflictError" || e.name === "PermanentError") throw err;
+      throw new StoreUnavailableError(`could not store ${what} of job ${job.id}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+
+  /**
+   * Writes the record only while this worker's attempt still owns it. A finishing write whose
+   * answer was lost (the server went away after applying it) is found applied on the retry.
+   */
+  const updateOwned = (change: (r: RunRecord) => RunRecord, finishing?: RunRecord["state"]) =>
+    store("the run record", () =>
+      runs.update(job.id, (r) => {
+        if (finishing && r.state === finishing && r.workerId === deps.workerId && r.attempts === attempt) return undefined;
+        if (!ownedBy(r, deps.workerId, attempt)) {
+          throw new RunConflictError(`run ${job.id} is no longer held by ${deps.workerId} attempt ${attempt}`);
+        }
+        return change(r);
+      }),
+    );
 
   const putArtifact = async (name: ArtifactName, data: string): Promise<string> => {
     const key = artifactKey(job.id, name);
-    await deps.artifacts.putBlob({ name: key }, new TextEncoder().encode(data));
+    const bytes = new TextEncoder().encode(data);
+    await store(key, () => deps.artifacts.putBlob({ name: key }, bytes));
     return key;
   };
 
   const saveOutput = async (): Promise<string[]> => {
     batcher.flush();
     const text = batcher.text();
-    if (text.length === 0) return [];
-    try {
-      return [await putArtifact(ARTIFACTS.outputLog, text)];
-    } catch (err) {
-      log.warn({ err, jobId: job.id }, "could not store output.log");
-      return [];
-    }
+    return text.length === 0 ? [] : [await putArtifact(ARTIFACTS.outputLog, text)];
   };
+
+  const deadLetter = (reason: string, original: unknown) =>
+    store("the DEAD copy", () => publisher.dead({ jobId: job.id, stage: "worker", reason, subject: msg.subject, original: redact(original) }));
 
   return jobMachine.provide({
     actors: {
       claim: fromPromise(async () => {
         for (let i = 0; i < 5; i++) {
           const current = await runs.get(job.id);
-          if (!current) return { kind: "skip" as const, reason: "no run record (deleted by an operator)" };
+          if (!current) {
+            return { kind: "missing" as const, reason: `job ${job.id} has no run record (deleted, or never written by intake); it was not run` };
+          }
+          // The record is the source of truth: a body that disagrees (forged, or stale) is never run.
+          if (canonicalJson(current.record.request) !== canonicalJson(job)) {
+            const reason = `the message on ${msg.subject} disagrees with the request in job ${job.id}'s run record; it was refused and not run`;
+            log.error({ jobId: job.id, subject: msg.subject, seq: msg.seq }, reason);
+            await deadLetter(reason, job).catch((err: unknown) => log.warn({ err, jobId: job.id }, "DEAD copy not stored"));
+            return { kind: "refused" as const, reason };
+          }
           const holder = current.record.workerId;
           const alive = holder !== undefined && holder !== deps.workerId && (await deps.isWorkerAlive(holder));
           const decision = decideClaim(current.record, deps.workerId, alive);
@@ -137,8 +175,13 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         return result;
       }),
 
-      prepareWorkspace: fromPromise(async () => {
+      prepareWorkspace: fromPromise(async ({ signal }) => {
         const ws = await workspaces.prepare(job);
+        // Handed back while the checkout ran: nobody else will remove it.
+        if (signal.aborted) {
+          await workspaces.remove(ws.dir);
+          throw new RetryableError("WORKER_STOPPING", "the worker stopped while the workspace was prepared");
+        }
         // The run's private home lives in the job's directory and goes with it.
         const home = await adapter.prepareHome(login.volume, ws.dir).catch(async (err: unknown) => {
           await workspaces.remove(ws.dir);
@@ -151,62 +194,10 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         return { dir: ws.dir, baseCommit: ws.baseCommit };
       }),
 
-      runAgent: fromPromise(async ({ input, signal }): Promise<AgentResult> => {
-        const { ws, home } = prepared.get(input.workspace.dir)!;
-        const inv = { ...adapter.invocation(job, ws, home), ...(deps.agentUser ? { user: deps.agentUser } : {}) };
-        const parse = adapter.createParser();
-        let lastMessage: string | undefined;
-        let verdict: Extract<OutputEvent, { kind: "result" }> | undefined;
-        const errors: string[] = [];
-        const result = await runProcess(inv, {
-          signal,
-          // The machine's own timer stops the job first; this bound only guards against a stuck kill.
-          timeoutMs: deps.settings.jobTimeoutMs + deps.settings.killGraceMs + 5_000,
-          killGraceMs: deps.settings.killGraceMs,
-          onLine: (line, stream) => {
-            batcher.push(stream === "stderr" ? `[stderr] ${line}` : line);
-            for (const ev of parse(line)) {
-              if (ev.kind === "message") lastMessage = ev.text;
-              else if (ev.kind === "error") errors.push(ev.text);
-              else if (ev.kind === "result") verdict = ev;
-              else report({ type: "progress", message: redactText(ev.text.slice(0, 500)) });
-            }
-            if (stream === "stderr" && adapter.loginExpired(line)) errors.push(line);
-          },
-        });
-        batcher.flush();
-        const writeBack = await home.writeBack().catch((err: unknown) => {
-          log.warn({ err, jobId: job.id }, "could not write rotated credentials back to the volume");
-          return "failed";
-        });
-        if (writeBack !== "unchanged") log.info({ jobId: job.id, volume: login.volume.name, writeBack }, "credentials write-back");
-        // Credentials never outlive the run, even where workspaces are kept.
-        await rm(home.dir, { recursive: true, force: true });
-        if (inv.lastMessageFile) {
-          const fromFile = (await readFile(inv.lastMessageFile, "utf8").catch(() => "")).trim();
-          if (fromFile) lastMessage = fromFile;
-        }
-        if (result.spawnError) {
-          throw new RetryableError("AGENT_UNAVAILABLE", `${adapter.runtime} CLI could not start: ${result.spawnError.message}`);
-        }
-        const ok =
-          result.exitCode === 0 &&
-          !result.cancelled &&
-          verdict?.ok !== false &&
-          (!adapter.requiresResult || verdict?.ok === true);
-        if (ok) return { exitCode: 0, lastMessage };
-        const evidence = errors.join("\n");
-        const authExpired = adapter.loginExpired(evidence);
-        if (authExpired) login.loginExpired(redactText(errors.find((e) => adapter.loginExpired(e)) ?? evidence));
-        const why =
-          errors.at(-1) ??
-          (result.exitCode === 0 ? `${adapter.runtime} ended without finishing its turn` : `${adapter.runtime} exited with code ${result.exitCode}`);
-        return {
-          exitCode: result.exitCode === 0 ? 1 : result.exitCode,
-          lastMessage,
-          authExpired,
-          error: { code: authExpired ? "AUTH_EXPIRED" : "AGENT_FAILED", message: redactText(why.slice(0, 2_000)) },
-        };
+      runAgent: fromPromise(({ input, signal }) => (agentRun = runAgent(input.workspace.dir, signal))),
+
+      agentExited: fromPromise(async () => {
+        await agentRun?.catch(() => undefined);
       }),
 
       collectArtifacts: fromPromise(async ({ input }): Promise<Collected> => {
@@ -224,14 +215,16 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
       }),
 
       complete: fromPromise(async ({ input }) => {
-        await updateOwned((r) =>
-          finished(
-            r,
-            nowIso(),
-            "succeeded",
-            { outcome: input.collected.outcome, summary: input.collected.summary, durationMs: Date.now() - startedAt },
-            input.collected.artifacts,
-          ),
+        await updateOwned(
+          (r) =>
+            finished(
+              r,
+              nowIso(),
+              "succeeded",
+              { outcome: input.collected.outcome, summary: input.collected.summary, durationMs: Date.now() - startedAt },
+              input.collected.artifacts,
+            ),
+          "succeeded",
         );
       }),
 
@@ -249,15 +242,10 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
       recordFailure: fromPromise(async ({ input }) => {
         const keys = await saveOutput();
         const outcome = input.state === "cancelled" ? "CANCELLED" : "FAILED";
-        const stored = await updateOwned((r) => finished(r, nowIso(), input.state, { outcome, error: input.error }, keys));
-        if (input.state === "dead_letter" && stored) {
-          await publisher.dead({
-            jobId: job.id,
-            stage: "worker",
-            reason: `${input.error.code}: ${input.error.message}`,
-            subject: msg.subject,
-            original: redact(job),
-          });
+        const stored = await updateOwned((r) => finished(r, nowIso(), input.state, { outcome, error: input.error }, keys), input.state);
+        // No record at all: the DEAD copy is what remains of the job.
+        if (input.state === "dead_letter" || stored === undefined) {
+          await deadLetter(`${input.error.code}: ${input.error.message}`, job);
         }
       }),
 
@@ -267,13 +255,72 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           prepared.delete(input.workspace.dir);
           await workspaces.remove(input.workspace.dir);
         }
+        await events;
       }),
     },
     actions: {
       report: (_, params: JobReport) => report(params),
-      keepAlive: () => msg.working(),
     },
   });
+
+  /** The agent CLI from start to the end of every process it started; then its credentials go back. */
+  async function runAgent(dir: string, signal: AbortSignal): Promise<AgentResult> {
+    const { ws, home } = prepared.get(dir)!;
+    const inv = { ...adapter.invocation(job, ws, home), ...(deps.agentUser ? { user: deps.agentUser } : {}) };
+    const parse = adapter.createParser();
+    let lastMessage: string | undefined;
+    let verdict: Extract<OutputEvent, { kind: "result" }> | undefined;
+    const errors: string[] = [];
+    const result = await runProcess(inv, {
+      signal,
+      // The machine's own timer stops the job first; this bound only guards against a stuck kill.
+      timeoutMs: deps.settings.jobTimeoutMs + deps.settings.killGraceMs + 5_000,
+      killGraceMs: deps.settings.killGraceMs,
+      onLine: (line, stream) => {
+        batcher.push(stream === "stderr" ? `[stderr] ${line}` : line);
+        for (const ev of parse(line)) {
+          if (ev.kind === "message") lastMessage = ev.text;
+          else if (ev.kind === "error") errors.push(ev.text);
+          else if (ev.kind === "result") verdict = ev;
+          else report({ type: "progress", message: redactText(ev.text.slice(0, 500)) });
+        }
+        if (stream === "stderr" && adapter.loginExpired(line)) errors.push(line);
+      },
+    });
+    batcher.flush();
+    const writeBack = await home.writeBack().catch((err: unknown) => {
+      log.warn({ err, jobId: job.id }, "could not write rotated credentials back to the volume");
+      return "failed";
+    });
+    if (writeBack !== "unchanged") log.info({ jobId: job.id, volume: login.volume.name, writeBack }, "credentials write-back");
+    // Credentials never outlive the run, even where workspaces are kept.
+    await rm(home.dir, { recursive: true, force: true });
+    if (inv.lastMessageFile) {
+      const fromFile = (await readFile(inv.lastMessageFile, "utf8").catch(() => "")).trim();
+      if (fromFile) lastMessage = fromFile;
+    }
+    if (result.spawnError) {
+      throw new RetryableError("AGENT_UNAVAILABLE", `${adapter.runtime} CLI could not start: ${result.spawnError.message}`);
+    }
+    const ok =
+      result.exitCode === 0 &&
+      !result.cancelled &&
+      verdict?.ok !== false &&
+      (!adapter.requiresResult || verdict?.ok === true);
+    if (ok) return { exitCode: 0, lastMessage };
+    const evidence = errors.join("\n");
+    const authExpired = adapter.loginExpired(evidence);
+    if (authExpired) login.loginExpired(redactText(errors.find((e) => adapter.loginExpired(e)) ?? evidence));
+    const why =
+      errors.at(-1) ??
+      (result.exitCode === 0 ? `${adapter.runtime} ended without finishing its turn` : `${adapter.runtime} exited with code ${result.exitCode}`);
+    return {
+      exitCode: result.exitCode === 0 ? 1 : result.exitCode,
+      lastMessage,
+      authExpired,
+      error: { code: authExpired ? "AUTH_EXPIRED" : "AGENT_FAILED", message: redactText(why.slice(0, 2_000)) },
+    };
+  }
 
   function report(r: JobReport | { type: "progress"; message: string }): void {
     const body =
@@ -286,6 +333,11 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
             : r.type === "started"
               ? { ...r, workerId: deps.workerId, runtime: adapter.runtime }
               : { ...r, workerId: deps.workerId };
-    publisher.job(job.id, body, meta).catch((err: unknown) => log.warn({ err, jobId: job.id, event: r.type }, "status event not published"));
+    events = events
+      .then(() => store(`the ${r.type} event`, () => publisher.job(job.id, body, meta)))
+      .then(
+        () => undefined,
+        (err: unknown) => log.warn({ err, jobId: job.id, event: r.type }, "status event not published"),
+      );
   }
 }

@@ -130,6 +130,8 @@ export class Worker implements AsyncDisposable {
         workerTtlMs: env.MOONMIND_WORKER_TTL_MS,
         logBatchMs: env.MOONMIND_LOG_BATCH_MS,
         logBatchLines: env.MOONMIND_LOG_BATCH_LINES,
+        // A finished agent's result is kept for as long as its agent was allowed to run.
+        storeRetryMs: env.MOONMIND_JOB_TIMEOUT_MS,
       },
     };
     this.machine.start();
@@ -282,7 +284,7 @@ export class Worker implements AsyncDisposable {
   }
 
   private runJob(login: Login, msg: JsMsg): Promise<void> {
-    const running = startJob({ ...this.deps, login }, msg, this.config.env, this.log);
+    const running = startJob({ ...this.deps, login }, msg, this.config.env, this.log, (id) => this.running.get(id));
     if (!running) return Promise.resolve();
     this.running.set(running.jobId, running);
     return running.done.finally(() => this.running.delete(running.jobId));

@@ -34,12 +34,16 @@ export interface TestStack {
   /** Environment for runtime processes pointed at this server, the stand-in codex and the temp dirs. */
   env: Record<string, string>;
   config(overrides?: Record<string, string>): Config;
+  /** Stops the server, keeping its store; `startServer()` brings it back on the same port. */
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startStack(overrides: Record<string, string> = {}): Promise<TestStack> {
   const dir = await mkdtemp(join(tmpdir(), "moonmind-test-"));
-  const server = await startNatsServer();
+  const storeDir = join(dir, "nats-store");
+  let server = await startNatsServer({ storeDir });
   const volume = join(dir, "codex-auth");
   await mkdir(volume);
   await writeFile(join(volume, "auth.json"), JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: "stand-in" }), { mode: 0o600 });
@@ -67,7 +71,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   await provision(nc, config());
   const runs = new RunStore(await new Kvm(nc).open(BUCKETS.runs));
 
-  return {
+  const stack: TestStack = {
     server,
     nc,
     js: jetstream(nc),
@@ -77,12 +81,20 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     repo,
     env,
     config,
+    async stopServer() {
+      await server.stop();
+    },
+    async startServer() {
+      server = await startNatsServer({ storeDir, port: server.port });
+      stack.server = server;
+    },
     async stop() {
       await nc.close().catch(() => undefined);
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return stack;
 }
 
 export async function makeRepo(path: string): Promise<string> {
@@ -96,7 +108,7 @@ export async function makeRepo(path: string): Promise<string> {
   return path;
 }
 
-export const quietLog = createLogger({ actor: "test" }, "silent");
+export const quietLog = createLogger({ actor: "test" }, (process.env.MOONMIND_TEST_LOG as "info" | undefined) ?? "silent");
 
 /** An intake replica on its own connection, started. */
 export async function startIntake(stack: TestStack, env: Record<string, string> = {}): Promise<Intake> {

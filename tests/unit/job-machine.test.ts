@@ -9,6 +9,7 @@ import {
   type Workspace,
 } from "../../machines/job.machine.js";
 import { PermanentError } from "../../src/errors.js";
+import { RunConflictError } from "../../src/runs/store.js";
 import type { JobRequest } from "../../src/schemas/job.js";
 import type { PreflightResult } from "../../src/schemas/run.js";
 
@@ -34,14 +35,24 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-/** An agent that runs until it is stopped, and tells whether it was. */
-function hangingAgent() {
+/**
+ * An agent that runs until it is stopped, and tells whether it was. Like a real CLI in its
+ * SIGTERM grace, it is gone only when the test says so (`exit()`), unless `exitsAtOnce`.
+ */
+function hangingAgent(exitsAtOnce = true) {
   let aborted = false;
+  const exited = deferred<AgentResult>();
   return {
     run: (signal: AbortSignal) =>
-      new Promise<AgentResult>(() => {
-        signal.addEventListener("abort", () => (aborted = true));
+      new Promise<AgentResult>((resolve) => {
+        signal.addEventListener("abort", () => {
+          aborted = true;
+          if (exitsAtOnce) exited.resolve({ exitCode: 143 });
+        });
+        void exited.promise.then(resolve);
       }),
+    exited: exited.promise,
+    exit: () => exited.resolve({ exitCode: 143 }),
     aborted: () => aborted,
   };
 }
@@ -51,25 +62,34 @@ interface Fakes {
   preflight?: () => Promise<PreflightResult>;
   prepareWorkspace?: () => Promise<Workspace>;
   runAgent?: (signal: AbortSignal) => Promise<AgentResult>;
+  collectArtifacts?: () => Promise<Collected>;
   complete?: () => Promise<void>;
 }
 
 function start(fakes: Fakes = {}, attempt = 1) {
   const reports: JobReport[] = [];
   const calls: string[] = [];
-  let keepAlives = 0;
   const failures: Array<{ state: string; code: string }> = [];
   const retries: number[] = [];
   const clock = new SimulatedClock();
+  let agentRun: Promise<AgentResult> | undefined;
   const machine = jobMachine.provide({
     actors: {
       claim: fromPromise(async () => (fakes.claim ? fakes.claim() : ({ kind: "claimed", attempt }) as ClaimResult)),
       preflight: fromPromise(async () => (fakes.preflight ? fakes.preflight() : passed)),
       prepareWorkspace: fromPromise(async () => (fakes.prepareWorkspace ? fakes.prepareWorkspace() : workspace)),
-      runAgent: fromPromise(async ({ signal }) =>
-        fakes.runAgent ? fakes.runAgent(signal) : { exitCode: 0, lastMessage: "done" },
+      runAgent: fromPromise(({ signal }) => {
+        calls.push("runAgent");
+        agentRun = fakes.runAgent ? fakes.runAgent(signal) : Promise.resolve({ exitCode: 0, lastMessage: "done" });
+        return agentRun;
+      }),
+      agentExited: fromPromise(async () => {
+        await agentRun;
+        calls.push("agentExited");
+      }),
+      collectArtifacts: fromPromise(async (): Promise<Collected> =>
+        fakes.collectArtifacts ? fakes.collectArtifacts() : { outcome: "CHANGES_READY", artifacts: ["job-1/changes.patch"] },
       ),
-      collectArtifacts: fromPromise(async (): Promise<Collected> => ({ outcome: "CHANGES_READY", artifacts: ["job-1/changes.patch"] })),
       complete: fromPromise(async () => {
         calls.push("complete");
         if (fakes.complete) await fakes.complete();
@@ -91,23 +111,19 @@ function start(fakes: Fakes = {}, attempt = 1) {
       report: (_, params) => {
         reports.push(params);
       },
-      keepAlive: () => {
-        keepAlives++;
-      },
     },
   });
   const actor = createActor(machine, {
     clock,
     input: {
       job,
-      keepAliveMs: 10_000,
       jobTimeoutMs: 60_000,
       retryDelay: (a) => 1_000 * 2 ** (a - 1),
       requeueDelayMs: 5_000,
     },
   });
   actor.start();
-  return { actor, clock, reports, calls, failures, retries, keepAlives: () => keepAlives };
+  return { actor, clock, reports, calls, failures, retries };
 }
 
 describe("job machine", () => {
@@ -117,23 +133,7 @@ describe("job machine", () => {
     expect(out.settlement).toEqual({ kind: "ack" });
     expect(t.reports.map((r) => r.type)).toEqual(["claimed", "preflight", "started", "succeeded"]);
     expect(t.reports.at(-1)).toMatchObject({ outcome: "CHANGES_READY", artifacts: ["job-1/changes.patch"] });
-    expect(t.calls).toEqual(["complete", "cleanup"]);
-  });
-
-  it("keeps the message alive on every keepAlive period while the agent runs, and stops after", async () => {
-    const agent = deferred<AgentResult>();
-    const t = start({ runAgent: () => agent.promise });
-    await waitFor(t.actor, (s) => s.matches("running"));
-    t.clock.increment(9_999);
-    expect(t.keepAlives()).toBe(0);
-    t.clock.increment(1);
-    expect(t.keepAlives()).toBe(1);
-    for (let i = 0; i < 3; i++) t.clock.increment(10_000);
-    expect(t.keepAlives()).toBe(4);
-    agent.resolve({ exitCode: 0 });
-    await toPromise(t.actor);
-    for (let i = 0; i < 10; i++) t.clock.increment(10_000);
-    expect(t.keepAlives()).toBe(4);
+    expect(t.calls).toEqual(["runAgent", "complete", "cleanup"]);
   });
 
   it("stops the agent at the timeout and retries with the attempt's backoff", async () => {
@@ -227,12 +227,83 @@ describe("job machine", () => {
   it("leaves the message alone when another worker took the run record over", async () => {
     const t = start({
       complete: async () => {
-        throw new Error("wrong last sequence");
+        throw new RunConflictError("run job-1 is no longer held by w1 attempt 1");
       },
     });
     const out = await toPromise(t.actor);
     expect(out.settlement).toEqual({ kind: "none" });
     expect(t.reports.map((r) => r.type)).not.toContain("succeeded");
+  });
+
+  it("hands the message back, never leaves it, when a record write fails for any other reason", async () => {
+    const t = start({
+      complete: async () => {
+        throw Object.assign(new Error("could not store the run record: TIMEOUT"), { name: "StoreUnavailableError", code: "STORE_UNAVAILABLE" });
+      },
+    });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "nak", delayMs: 5_000 });
+    expect(t.reports.map((r) => r.type)).not.toContain("succeeded");
+    expect(t.failures).toEqual([]);
+  });
+
+  it("keeps a finished agent's result when the store is away: no failed attempt, no retry, the message goes back", async () => {
+    const t = start({
+      collectArtifacts: async () => {
+        throw Object.assign(new Error("could not store job-1/output.log"), { name: "StoreUnavailableError", code: "STORE_UNAVAILABLE" });
+      },
+    });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "nak", delayMs: 5_000 });
+    expect(t.retries).toEqual([]);
+    expect(t.failures).toEqual([]);
+    expect(t.reports.map((r) => r.type)).toEqual(["claimed", "preflight", "started"]);
+  });
+
+  it("ends a job whose run record is missing with a failed event naming why", async () => {
+    const t = start({ claim: async () => ({ kind: "missing", reason: "job job-1 has no run record" }) });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "term" });
+    expect(t.failures).toEqual([{ state: "failed", code: "RUN_RECORD_MISSING" }]);
+    expect(t.reports).toEqual([
+      { type: "failed", attempt: 0, state: "failed", error: { code: "RUN_RECORD_MISSING", message: "job job-1 has no run record" } },
+    ]);
+    expect(t.calls).not.toContain("runAgent");
+  });
+
+  it("refuses a shard message that disagrees with its run record, without touching the job's history", async () => {
+    const t = start({ claim: async () => ({ kind: "refused", reason: "disagrees with the run record" }) });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "term" });
+    expect(t.reports).toEqual([]);
+    expect(t.calls).toEqual([]);
+  });
+});
+
+describe("job machine: stopping an agent waits until it is gone", () => {
+  it.each([
+    ["a cancel", (t: ReturnType<typeof start>) => t.actor.send({ type: "CANCEL", reason: "cancelled by operator" }), "recordFailure"],
+    ["the timeout", (t: ReturnType<typeof start>) => t.clock.increment(60_000), "recordRetry"],
+    ["a hand-back", (t: ReturnType<typeof start>) => t.actor.send({ type: "RELEASE", reason: "worker stopping" }), "requeue"],
+  ])("after %s, nothing is recorded or removed while the agent lives", async (_, stop, next) => {
+    const agent = hangingAgent(false);
+    const t = start({ runAgent: agent.run });
+    await waitFor(t.actor, (s) => s.matches("running"));
+    stop(t);
+    await waitFor(t.actor, (s) => s.matches("stopping"));
+    expect(agent.aborted()).toBe(true);
+    // The agent is in its SIGTERM grace: the job holds still.
+    await Promise.resolve();
+    expect(t.actor.getSnapshot().value).toBe("stopping");
+    expect(t.calls).toEqual(["runAgent"]);
+    expect(t.failures).toEqual([]);
+    expect(t.retries).toEqual([]);
+    agent.exit();
+    await toPromise(t.actor);
+    expect(t.calls.slice(0, 2)).toEqual(["runAgent", "agentExited"]);
+    expect(t.calls.at(-1)).toBe("cleanup");
+    const recorded = next === "recordFailure" ? t.failures.length : next === "recordRetry" ? t.retries.length : t.calls.filter((c) => c === "requeue").length;
+    expect(recorded).toBe(1);
   });
 });
 
@@ -245,7 +316,7 @@ describe("job machine: worker stopping", () => {
     const out = await toPromise(t.actor);
     expect(agent.aborted()).toBe(true);
     expect(out.settlement).toEqual({ kind: "nak", delayMs: 0 });
-    expect(t.calls).toEqual(["requeue", "cleanup"]);
+    expect(t.calls).toEqual(["runAgent", "agentExited", "requeue", "cleanup"]);
     expect(t.failures).toEqual([]);
   });
 });
