@@ -2,8 +2,10 @@
  * The documented lifecycle of a worker process. Pure: start-up checks and draining are actors
  * the worker provides; pausing and resuming a login's shards are actions.
  *
- *   booting → checking → serving ⇄ paused → draining → stopped
+ *   booting → checking → starting → serving ⇄ paused → draining → stopped
  *                     \→ failed (strict start-up and a required login missing: exit 78)
+ *   starting fails (e.g. NATS went away) → draining → failed
+ *   DRAIN in any state before draining → draining: a stop during start-up is an orderly stop
  *
  * `serving` pulls the shards of every ready login; a login that stops being ready is paused
  * alone (its jobs wait in the stream). `paused` is the state where no login is ready.
@@ -47,6 +49,10 @@ export const workerMachine = setup({
     startupChecks: fromPromise<StartupReport>(async () => {
       throw new Error("worker machine: actor 'startupChecks' was not provided");
     }),
+    /** Heartbeat, online event, control service, pull loops: every step awaited. */
+    startServing: fromPromise<void, { paused: string[] }>(async () => {
+      throw new Error("worker machine: actor 'startServing' was not provided");
+    }),
     drain: fromPromise<void, { reason: string }>(async () => {
       throw new Error("worker machine: actor 'drain' was not provided");
     }),
@@ -54,8 +60,6 @@ export const workerMachine = setup({
   actions: {
     pauseLogin: (_, _params: { login: string; reason: string }) => {},
     resumeLogin: (_, _params: { login: string }) => {},
-    /** Start pulling the shards of every login that is not paused. */
-    startServing: (_, _params: { paused: string[] }) => {},
   },
   guards: {
     strictFailure: ({ context, event }) => {
@@ -65,6 +69,7 @@ export const workerMachine = setup({
     nothingReady: ({ context }) => context.paused.length >= context.logins.length,
     loginServing: ({ context, event }) => !context.paused.includes((event as { login: string }).login),
     loginPaused: ({ context, event }) => context.paused.includes((event as { login: string }).login),
+    failedToStart: ({ context }) => context.failure !== undefined,
   },
 }).createMachine({
   id: "worker",
@@ -73,7 +78,11 @@ export const workerMachine = setup({
   initial: "booting",
   states: {
     booting: {
-      on: { BOOTED: "checking", FAIL: { target: "failed", actions: assign({ failure: ({ event }) => event.reason }) } },
+      on: {
+        BOOTED: "checking",
+        FAIL: { target: "failed", actions: assign({ failure: ({ event }) => event.reason }) },
+        DRAIN: "draining",
+      },
     },
     checking: {
       invoke: {
@@ -86,15 +95,39 @@ export const workerMachine = setup({
               failure: ({ event }) => [...event.output.notReady.map((n) => n.message), ...event.output.problems].join("\n"),
             }),
           },
-          {
-            target: "running",
-            actions: [
-              assign({ paused: ({ event }) => event.output.notReady.map((n) => n.login) }),
-              { type: "startServing", params: ({ context }) => ({ paused: context.paused }) },
-            ],
-          },
+          { target: "starting", actions: assign({ paused: ({ event }) => event.output.notReady.map((n) => n.login) }) },
         ],
         onError: { target: "failed", actions: assign({ failure: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+      },
+      on: { DRAIN: "draining" },
+    },
+    starting: {
+      invoke: {
+        src: "startServing",
+        input: ({ context }) => ({ paused: context.paused }),
+        onDone: "running",
+        onError: {
+          target: "draining",
+          actions: assign({ failure: ({ event }) => `could not start serving: ${String((event.error as Error)?.message ?? event.error)}` }),
+        },
+      },
+      on: {
+        // Logins keep reporting while the worker starts: keep the list of paused ones true.
+        LOGIN_LOST: {
+          guard: "loginServing",
+          actions: [
+            assign({ paused: ({ context, event }) => [...context.paused, event.login] }),
+            { type: "pauseLogin", params: ({ event }) => ({ login: event.login, reason: event.reason }) },
+          ],
+        },
+        LOGIN_READY: {
+          guard: "loginPaused",
+          actions: [
+            assign({ paused: ({ context, event }) => context.paused.filter((l) => l !== event.login) }),
+            { type: "resumeLogin", params: ({ event }) => ({ login: event.login }) },
+          ],
+        },
+        DRAIN: "draining",
       },
     },
     // Not a documented state of its own: it settles into serving or paused at once.
@@ -137,9 +170,9 @@ export const workerMachine = setup({
     draining: {
       invoke: {
         src: "drain",
-        input: ({ event }) => ({ reason: (event as { reason?: string }).reason ?? "stopped" }),
-        onDone: "stopped",
-        onError: "stopped",
+        input: ({ context, event }) => ({ reason: (event as { reason?: string }).reason ?? context.failure ?? "stopped" }),
+        onDone: [{ guard: "failedToStart", target: "failed" }, { target: "stopped" }],
+        onError: [{ guard: "failedToStart", target: "failed" }, { target: "stopped" }],
       },
     },
     stopped: { type: "final" },

@@ -13,7 +13,8 @@ import { createActor, fromPromise, toPromise, waitFor, type Actor } from "xstate
 import type { AuthAnnouncement } from "../../machines/auth.machine.js";
 import { workerMachine, type StartupReport } from "../../machines/worker.machine.js";
 import type { Config, ShardBinding } from "../../src/config.js";
-import { ConfigError } from "../../src/errors.js";
+import { ConfigError, MoonmindError } from "../../src/errors.js";
+import { followConnected } from "../../src/nats/connect.js";
 import { StatusPublisher } from "../../src/events.js";
 import type { Logger } from "../../src/logger.js";
 import { RunStore } from "../../src/runs/store.js";
@@ -52,6 +53,13 @@ export class Worker implements AsyncDisposable {
   private control: Service | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
+  /** startServing under way: a stop waits for it before it takes anything down. */
+  private serving: Promise<void> | undefined;
+  private booted = false;
+  private readonly connected: () => boolean;
+  private markStopped!: () => void;
+  private readonly whenStopped = new Promise<void>((resolve) => (this.markStopped = resolve));
+  private drained: Promise<void> | undefined;
   private readonly startedAt = new Date().toISOString();
   private readonly credentials: WorkerCredentials;
 
@@ -64,6 +72,7 @@ export class Worker implements AsyncDisposable {
     this.js = jetstream(nc);
     this.publisher = new StatusPublisher(this.js);
     this.slots = new Slots(config.env.MOONMIND_WORKER_CONCURRENCY);
+    this.connected = followConnected(nc);
     this.credentials = new WorkerCredentials(nc, config.workerId, config.env.MOONMIND_STREAM_REPLICAS, log);
     const adapterDeps: AdapterDeps = {
       writer: this.credentials.writer,
@@ -101,8 +110,9 @@ export class Worker implements AsyncDisposable {
   }
 
   /**
-   * Boots and runs the start-up checks. Resolves serving (or paused: nothing lost, jobs wait);
-   * throws ConfigError (exit 78) when strict start-up finds a required login missing.
+   * Boots and runs the start-up checks. Resolves serving (or paused: nothing lost, jobs wait), or
+   * stopped when a stop came during start-up; throws ConfigError (exit 78) when strict start-up
+   * finds a required login missing, and MoonmindError when serving could not start.
    */
   async start(): Promise<void> {
     const kvm = new Kvm(this.nc);
@@ -134,13 +144,17 @@ export class Worker implements AsyncDisposable {
         storeRetryMs: env.MOONMIND_JOB_TIMEOUT_MS,
       },
     };
+    if (this.stopping) return;
+    this.booted = true;
     this.machine.start();
     this.machine.send({ type: "BOOTED" });
-    const s = await waitFor(this.machine, (snap) => snap.matches("serving") || snap.matches("paused") || snap.matches("failed"), { timeout: 300_000 });
+    const s = await waitFor(this.machine, (snap) => snap.matches("serving") || snap.matches("paused") || snap.status === "done");
     if (s.matches("failed")) {
       const failure = s.context.failure ?? "start-up checks failed";
-      for (const login of this.logins.values()) login.stop();
-      await this.nc.drain().catch(() => undefined);
+      await this.drain(failure);
+      if (failure.startsWith("could not start serving")) {
+        throw new MoonmindError(`worker ${this.id} ${failure}`, { remedy: "check that NATS is reachable (NATS_URL) and start the worker again" });
+      }
       throw new ConfigError(`worker ${this.id} cannot serve:\n  ${failure.split("\n").join("\n  ")}`, {
         remedy: "fix the above, or set MOONMIND_STARTUP_STRICT=false to start paused and resume once logins appear",
       });
@@ -151,10 +165,10 @@ export class Worker implements AsyncDisposable {
     return workerMachine.provide({
       actors: {
         startupChecks: fromPromise(() => this.startupChecks()),
+        startServing: fromPromise(({ input, signal }) => (this.serving = this.startServing(input.paused, signal))),
         drain: fromPromise(({ input }) => this.drain(input.reason)),
       },
       actions: {
-        startServing: (_, { paused }) => void this.startServing(paused),
         pauseLogin: (_, { login, reason }) => this.pauseLogin(login, reason),
         resumeLogin: (_, { login }) => this.resumeLogin(login),
       },
@@ -193,29 +207,52 @@ export class Worker implements AsyncDisposable {
     return { notReady, problems };
   }
 
-  private async startServing(paused: string[]): Promise<void> {
+  private async startServing(paused: string[], signal: AbortSignal): Promise<void> {
+    const step = async <T>(work: Promise<T>): Promise<T> => {
+      const value = await work;
+      if (signal.aborted) throw new Error("stopped while starting");
+      return value;
+    };
     for (const key of paused) this.pauseLogin(key, this.logins.get(key)?.auth.getSnapshot().context.last?.result.message ?? "not logged in");
-    await this.beat();
-    await this.publisher.worker(this.id, {
+    await step(this.sweepWorkspaces());
+    await step(this.beat());
+    await step(this.publisher.worker(this.id, {
       type: "online",
       runtimes: this.config.workerRuntimes,
       shards: this.config.workerShards.map((b) => shardConsumer(b.runtime, b.shard)),
       concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY,
       version: VERSION,
-    });
+    }));
     this.heartbeat = setInterval(() => {
       this.beat().catch((err: unknown) => this.log.warn({ err }, "heartbeat failed"));
     }, this.config.env.MOONMIND_HEARTBEAT_MS);
-    this.control = await startControl(
-      this.nc,
-      { id: this.id, runtimes: this.config.workerRuntimes, logins: () => [...this.logins.values()], stop: (r) => this.stop(r) },
-      this.log,
+    this.control = await step(
+      startControl(
+        this.nc,
+        { id: this.id, runtimes: this.config.workerRuntimes, logins: () => [...this.logins.values()], stop: (r) => this.stop(r) },
+        this.log,
+      ),
     );
+    const consumers: Array<[ShardBinding, Consumer]> = [];
     for (const binding of this.config.workerShards) {
-      const consumer = await this.js.consumers.get(STREAMS.jobs, shardConsumer(binding.runtime, binding.shard));
-      this.loops.push(this.pullLoop(binding, consumer));
+      consumers.push([binding, await step(this.js.consumers.get(STREAMS.jobs, shardConsumer(binding.runtime, binding.shard)))]);
     }
+    for (const [binding, consumer] of consumers) this.loops.push(this.pullLoop(binding, consumer));
     this.log.info({ logins: [...this.logins.keys()], paused, concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY }, "worker serving");
+  }
+
+  /**
+   * Workspaces left by runs that no live worker holds — this worker's earlier life, a crashed
+   * peer on the same disk — go at start: each holds a copy of a login.
+   */
+  private async sweepWorkspaces(): Promise<void> {
+    const swept = await this.deps.workspaces.sweep(async (jobId) => {
+      const run = await this.runs.get(jobId);
+      if (!run || run.record.state !== "running" || run.record.workerId === undefined) return true;
+      if (run.record.workerId === this.id) return true;
+      return !(await this.isWorkerAlive(run.record.workerId));
+    });
+    if (swept.removed.length > 0) this.log.info({ removed: swept.removed.length, kept: swept.kept.length }, "removed workspaces of runs no worker holds");
   }
 
   /** Every result of a login check: published, recorded, and turned into pause or resume. */
@@ -328,35 +365,59 @@ export class Worker implements AsyncDisposable {
   stop(reason = "stopped"): Promise<void> {
     this.stopping ??= (async () => {
       const snap = this.machine.getSnapshot();
-      if (snap.status === "active" && !snap.matches("booting") && !snap.matches("checking")) {
+      if (this.booted && snap.status === "active") {
         this.machine.send({ type: "DRAIN", reason });
         await toPromise(this.machine);
-      } else {
-        if (snap.status === "active") this.machine.stop();
-        await this.drain(reason);
       }
-    })();
+      // Never started, or failed: the drain (idempotent) releases what is left.
+      await this.drain(reason);
+    })().finally(() => this.markStopped());
     return this.stopping;
+  }
+
+  /** Settles once the worker has stopped, whoever stopped it (a signal, `worker.<id>.drain`). */
+  stopped(): Promise<void> {
+    return this.whenStopped;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
 
-  /** stop pulling → settle running jobs (finish or hand back) → deregister → drain the connection. */
-  private async drain(reason: string): Promise<void> {
-    const step = async (name: string, fn: () => Promise<unknown> | unknown) => {
+  /**
+   * stop pulling → settle running jobs (finish or hand back) → deregister → drain the connection.
+   * Idempotent. Steps that talk to NATS are bounded, so a stop with the server gone still ends.
+   */
+  private drain(reason: string): Promise<void> {
+    return (this.drained ??= this.drainOnce(reason));
+  }
+
+  private async drainOnce(reason: string): Promise<void> {
+    const step = async (name: string, fn: () => Promise<unknown> | unknown, boundMs = 5_000, needsServer = true) => {
+      if (needsServer && !this.connected()) {
+        this.log.warn({ step: name }, "stop step skipped: the NATS server is unreachable");
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await fn();
+        await Promise.race([
+          fn(),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`gave up after ${boundMs} ms`)), boundMs);
+          }),
+        ]);
       } catch (err) {
         this.log.warn({ err, step: name }, "stop step failed; continuing");
+      } finally {
+        clearTimeout(timer);
       }
     };
+    await this.serving?.catch(() => undefined);
     await step("announce draining", () => this.publisher.worker(this.id, { type: "draining", inFlight: this.inFlight() }));
     await step("stop pulling", async () => {
       this.stopController.abort();
       await Promise.allSettled(this.loops);
-    });
+    }, this.config.env.MOONMIND_PULL_EXPIRES_MS + 5_000, false);
     await step("settle running jobs", async () => {
       const all = Promise.allSettled([...this.running.values()].map((r) => r.done));
       const grace = this.config.env.MOONMIND_STOP_GRACE_MS;
@@ -369,14 +430,15 @@ export class Worker implements AsyncDisposable {
         }
         await all;
       }
-    });
+    }, this.config.env.MOONMIND_STOP_GRACE_MS + this.config.env.MOONMIND_KILL_GRACE_MS + 15_000, false);
     clearInterval(this.heartbeat);
     for (const login of this.logins.values()) login.stop();
-    await step("stop token brokers", () => this.credentials.stop());
+    await step("stop token brokers", () => this.credentials.stop(), 5_000, false);
     await step("stop control service", () => this.control?.stop());
     await step("deregister", () => this.workers?.delete(this.id));
     await step("announce offline", () => this.publisher.worker(this.id, { type: "offline", reason }));
     await step("drain connection", () => this.nc.drain());
+    if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
     this.log.info({ reason }, "worker stopped");
   }
 }

@@ -40,3 +40,18 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     });
   }
 }
+
+/**
+ * Whether the connection is up right now, followed from its status events: a stop with the
+ * server gone skips the steps that would only wait for it.
+ */
+export function followConnected(nc: NatsConnection): () => boolean {
+  let connected = !nc.isClosed();
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect" || s.type === "close") connected = false;
+      else if (s.type === "reconnect") connected = true;
+    }
+  })().catch(() => undefined);
+  return () => connected && !nc.isClosed();
+}

@@ -2,11 +2,20 @@
  * Job workspaces: a fresh directory per job holding a shallow checkout of the job's
  * repository at its ref, the diff against that starting commit afterwards, and removal.
  *
- *   <workdir>/<jobId>-<random>/repo   the checkout the agent works in
- *   <workdir>/<jobId>-<random>/out    files the agent writes for us (last message)
+ *   <workdir>/<jobId>-<random>/repo            the checkout the agent works in, with a .git of its own
+ *   <workdir>/<jobId>-<random>/out             files the agent writes for us (last message)
+ *   <workdir>/.worker/<jobId>-<random>/git     the worker's own git dir for that checkout
+ *   <workdir>/.worker/<jobId>-<random>/home    an empty HOME for the worker's git
+ *
+ * The agent is untrusted and owns its job's directory, so the worker's git never reads a file
+ * the agent could have written: not `repo/.git` (config, hooks, include files, a `gitdir:` file),
+ * not a global or system config. After the run the worker diffs the checkout through its own git
+ * dir, kept where the agent cannot reach it (`.worker/` is the worker's, mode 0700), with a closed
+ * environment and every repository-configurable executable switched off. A `.gitattributes` in
+ * the checkout may still name filter and diff drivers; none is configured, so none runs.
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { chmod, lstat, mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
 import { execa } from "execa";
 import { PermanentError, RetryableError } from "../errors.js";
 import { checkRepository, cloneSource } from "../repository.js";
@@ -21,13 +30,31 @@ export interface WorkspaceOptions {
 }
 
 export interface PreparedWorkspace {
+  /** The job's directory, handed to the agent. */
   dir: string;
   repoDir: string;
   outDir: string;
   baseCommit: string;
+  /** The worker's own git dir for `repoDir`, outside `dir`. */
+  gitDir: string;
 }
 
-/** Git never prompts, never runs a transport helper, never reads the worker's global config hooks. */
+export interface SweepResult {
+  /** Job directories removed, with the worker's state for them. */
+  removed: string[];
+  /** Job directories of runs that are not stale. */
+  kept: string[];
+}
+
+/** Where the worker keeps what the agent must not touch, one directory per job directory. */
+const WORKER_DIR = ".worker";
+/** `<jobId>-<random>` as mkdtemp names a job's directory; job ids are letters, digits, `_` and `-`. */
+const JOB_DIR = /^([A-Za-z0-9_-]{1,128})-[A-Za-z0-9]{6}$/;
+const DEFAULT_TIMEOUT_MS = 600_000;
+/** How deep repositories nested in repositories in the checkout are added as files. */
+const MAX_NESTING = 4;
+
+/** Git never prompts, never runs a transport helper, never reads the system config. */
 const GIT_ENV = {
   GIT_TERMINAL_PROMPT: "0",
   GIT_ASKPASS: "/bin/false",
@@ -35,53 +62,145 @@ const GIT_ENV = {
   GIT_SSH_COMMAND: "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
   GIT_CONFIG_NOSYSTEM: "1",
 };
-// safe.directory: the agent may run as another user and own the checkout the worker diffs.
-const GIT_SAFE = [
-  "-c",
-  "protocol.ext.allow=never",
-  "-c",
-  "core.hooksPath=/dev/null",
-  "-c",
-  "advice.detachedHead=false",
-  "-c",
-  "safe.directory=*",
-];
+const GIT_SAFE = ["-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false"];
 
-export async function git(args: string[], cwd: string, timeoutMs = 600_000): Promise<string> {
-  const result = await execa("git", [...GIT_SAFE, ...args], {
+/**
+ * What the worker's git is told after the agent ran: no executable of any repository's choosing,
+ * no network, links recorded as links. Its own git dir's config holds none of these anyway.
+ */
+const GIT_LOCKED = [
+  "core.hooksPath=/dev/null",
+  "core.fsmonitor=false",
+  "core.untrackedCache=false",
+  "core.attributesFile=/dev/null",
+  "core.excludesFile=/dev/null",
+  "core.symlinks=true",
+  "core.autocrlf=false",
+  "core.safecrlf=false",
+  "protocol.allow=never",
+  "gc.auto=0",
+  "maintenance.auto=false",
+  "advice.addEmbeddedRepo=false",
+  "color.ui=false",
+].flatMap((setting) => ["-c", setting]);
+
+interface RunOptions {
+  env: Record<string, string>;
+  extendEnv: boolean;
+  timeoutMs: number;
+  input?: string;
+}
+
+async function run(args: string[], cwd: string, opts: RunOptions): Promise<string> {
+  const result = await execa("git", args, {
     cwd,
-    env: GIT_ENV,
-    stdin: "ignore",
-    timeout: timeoutMs,
+    env: opts.env,
+    extendEnv: opts.extendEnv,
+    ...(opts.input === undefined ? { stdin: "ignore" as const } : { input: opts.input }),
+    timeout: opts.timeoutMs,
     reject: false,
     stripFinalNewline: true,
   });
   if (result.exitCode !== 0 || result.timedOut) {
-    const why = result.timedOut ? `timed out after ${timeoutMs} ms` : (result.stderr || result.stdout).trim();
-    throw new RetryableError("GIT_FAILED", `git ${args[0]} failed: ${why}`);
+    const why = result.timedOut ? `timed out after ${opts.timeoutMs} ms` : (result.stderr || result.stdout).trim();
+    const verb = args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "-c") ?? "";
+    throw new RetryableError("GIT_FAILED", `git ${verb} failed: ${why}`);
   }
   return result.stdout;
 }
 
+/**
+ * The worker's git before the agent runs: its own environment (its credentials fetch private
+ * repositories), the system config and hooks off. Never used on a directory the agent has had.
+ */
+export async function git(args: string[], cwd: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> {
+  return run([...GIT_SAFE, ...args], cwd, { env: GIT_ENV, extendEnv: true, timeoutMs });
+}
+
+interface LockedRun {
+  /** The work tree, when not the whole checkout. */
+  workTree?: string;
+  /** An index of its own, when not the git dir's. */
+  index?: string;
+  input?: string;
+}
+
+/**
+ * The worker's git on a checkout the agent has had: an explicit git dir and work tree (so nothing
+ * is discovered in the checkout and no ownership check applies), no global or system config, an
+ * empty HOME, and nothing of the worker's environment.
+ */
+function lockedGit(gitDir: string, workTree: string, home: string, timeoutMs: number) {
+  const base = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: home,
+    XDG_CONFIG_HOME: home,
+    LC_ALL: "C",
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_ATTR_NOSYSTEM: "1",
+    GIT_NO_REPLACE_OBJECTS: "1",
+    GIT_TERMINAL_PROMPT: "0",
+  };
+  return (args: string[], more: LockedRun = {}) => {
+    const env = more.index === undefined ? base : { ...base, GIT_INDEX_FILE: more.index };
+    const argv = [`--git-dir=${gitDir}`, `--work-tree=${more.workTree ?? workTree}`, ...GIT_LOCKED, ...args];
+    return run(argv, home, { env, extendEnv: false, timeoutMs, ...(more.input === undefined ? {} : { input: more.input }) });
+  };
+}
+type LockedGit = ReturnType<typeof lockedGit>;
+
+/** A URL as the agent may see it: no password, and no user name where that is a token (http). */
+function withoutCredentials(source: string): string {
+  let url: URL;
+  try {
+    url = new URL(source);
+  } catch {
+    return source; // a path or git@host:owner/name
+  }
+  const http = url.protocol === "https:" || url.protocol === "http:";
+  if (!url.password && !(http && url.username)) return source;
+  url.password = "";
+  if (http) url.username = "";
+  return url.toString();
+}
+
+const tampered = (why: string, cause?: unknown) =>
+  new PermanentError("WORKSPACE_TAMPERED", `the agent's workspace cannot be diffed: ${why}`, cause === undefined ? {} : { cause });
+
 export class WorkspaceManager {
-  constructor(private readonly opts: WorkspaceOptions) {}
+  private readonly root: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: WorkspaceOptions) {
+    this.root = resolve(opts.workdir);
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
 
   async prepare(job: JobRequest): Promise<PreparedWorkspace> {
     const check = checkRepository(job.repository, this.opts.allowLocalRepos);
     if (!check.ok) throw new PermanentError("REPOSITORY_REFUSED", `repository ${check.reason}`);
-    const root = resolve(this.opts.workdir);
-    await mkdir(root, { recursive: true });
-    const dir = await mkdtemp(join(root, `${job.id}-`));
+    // The workdir stays traversable for an agent user; the worker's part of it does not.
+    await mkdir(this.root, { recursive: true });
+    await mkdir(join(this.root, WORKER_DIR), { recursive: true, mode: 0o700 });
+    await chmod(join(this.root, WORKER_DIR), 0o700);
+    const dir = await mkdtemp(join(this.root, `${job.id}-`));
+    const worker = this.workerDir(dir);
     const repoDir = join(dir, "repo");
     const outDir = join(dir, "out");
-    await mkdir(outDir);
+    const gitDir = join(worker, "git");
     try {
+      await mkdir(join(worker, "home"), { recursive: true, mode: 0o700 });
+      await mkdir(repoDir);
+      await mkdir(outDir);
       const source = cloneSource(job.repository, this.opts.gitBaseUrl);
       const ref = job.task.git?.startingBranch ?? "HEAD";
-      const timeout = this.opts.timeoutMs;
-      await git(["init", "--quiet", repoDir], dir, timeout);
+      const branch = job.task.git?.newBranch ?? `moonmind/${job.id}`;
+      const t = this.timeoutMs;
+      // The worker's git dir, and the checkout through it.
+      await git(["init", "--quiet", "--bare", gitDir], worker, t);
       try {
-        await git(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", source, ref], repoDir, timeout);
+        await git([`--git-dir=${gitDir}`, "fetch", "--quiet", "--no-tags", "--depth", "1", "--", source, ref], worker, t);
       } catch (err) {
         // A ref that does not exist will not appear on a retry.
         if (/couldn't find remote ref|not our ref/i.test((err as Error).message)) {
@@ -89,25 +208,142 @@ export class WorkspaceManager {
         }
         throw err;
       }
-      const branch = job.task.git?.newBranch ?? `moonmind/${job.id}`;
-      await git(["checkout", "--quiet", "-B", branch, "FETCH_HEAD"], repoDir, timeout);
-      const baseCommit = await git(["rev-parse", "HEAD"], repoDir, timeout);
-      return { dir, repoDir, outDir, baseCommit };
+      await git([`--git-dir=${gitDir}`, `--work-tree=${repoDir}`, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"], worker, t);
+      const baseCommit = await git([`--git-dir=${gitDir}`, "rev-parse", "HEAD"], worker, t);
+      // The agent's own repository over the same files: the branch checked out, origin the real source.
+      await git(["init", "--quiet", repoDir], dir, t);
+      await git(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", gitDir, `refs/heads/${branch}`], repoDir, t);
+      await git(["symbolic-ref", "HEAD", `refs/heads/${branch}`], repoDir, t);
+      await git(["reset", "--quiet", "FETCH_HEAD"], repoDir, t);
+      await git(["remote", "add", "origin", withoutCredentials(source)], repoDir, t);
+      return { dir, repoDir, outDir, baseCommit, gitDir };
     } catch (err) {
-      await rm(dir, { recursive: true, force: true });
+      await this.removeNow(dir);
       throw err;
     }
   }
 
-  /** Everything the agent changed since the starting commit, committed or not, as a binary-safe patch. */
+  /**
+   * Everything the agent changed since the starting commit, committed or not, as a binary-safe
+   * patch: the checkout's content against the starting commit, through the worker's own git dir.
+   * The agent's `.git` is never part of it; links are recorded as links; a repository the agent
+   * nested in the checkout goes in as its files, and nothing in it is read or run.
+   */
   async diff(ws: PreparedWorkspace): Promise<string> {
-    await git(["add", "--all"], ws.repoDir);
-    const patch = await git(["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", ws.baseCommit], ws.repoDir);
-    return patch.length === 0 ? "" : `${patch}\n`;
+    const worker = this.workerDir(ws.dir);
+    const held = await this.hold(ws.repoDir, join(worker, "checkout"));
+    try {
+      const locked = lockedGit(ws.gitDir, held, join(worker, "home"), this.timeoutMs);
+      await locked(["add", "--all"]);
+      await this.unnest(locked, held, join(worker, "nested.index"), ws.baseCommit);
+      const patch = await locked(["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", ws.baseCommit, "--"]);
+      return patch.length === 0 ? "" : `${patch}\n`;
+    } finally {
+      // Back where the workspace is kept from; if the agent put something there meanwhile, removal takes both.
+      await rename(held, ws.repoDir).catch(() => undefined);
+    }
   }
 
   async remove(dir: string): Promise<void> {
     if (this.opts.keep) return;
-    await rm(dir, { recursive: true, force: true });
+    await this.removeNow(dir);
+  }
+
+  /**
+   * Removes the job directories (and the worker's state for them) of runs `isStale` names, e.g.
+   * those a dead worker left behind with a copy of a login in `<dir>/home`. Anything under the
+   * workdir that is not a job directory is left alone; a directory removed meanwhile is no error.
+   */
+  async sweep(isStale: (jobId: string) => Promise<boolean>): Promise<SweepResult> {
+    const names = new Set([...(await this.jobDirs(this.root)), ...(await this.jobDirs(join(this.root, WORKER_DIR)))]);
+    const removed: string[] = [];
+    const kept: string[] = [];
+    for (const name of [...names].sort()) {
+      const dir = join(this.root, name);
+      if (await isStale(JOB_DIR.exec(name)![1]!)) {
+        await this.removeNow(dir);
+        removed.push(dir);
+      } else kept.push(dir);
+    }
+    return { removed, kept };
+  }
+
+  private workerDir(dir: string): string {
+    return join(this.root, WORKER_DIR, basename(dir));
+  }
+
+  private async removeNow(dir: string): Promise<void> {
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    await rm(this.workerDir(dir), { recursive: true, force: true, maxRetries: 3 });
+  }
+
+  /** Names of the real directories (not links) under `parent` that are named like a job's. */
+  private async jobDirs(parent: string): Promise<string[]> {
+    const entries = await readdir(parent, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return [];
+      throw err;
+    });
+    return entries.filter((e) => e.isDirectory() && JOB_DIR.test(e.name)).map((e) => e.name);
+  }
+
+  /**
+   * Moves the checkout into the worker's own directory, where the agent can no longer swap it
+   * for a link to somewhere else, and checks it is the directory it was.
+   */
+  private async hold(repoDir: string, held: string): Promise<string> {
+    const already = await lstat(held).catch(() => undefined);
+    if (already?.isDirectory()) return held; // an earlier diff kept it
+    try {
+      await rename(repoDir, held);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw tampered("its checkout is gone", err);
+      throw err;
+    }
+    if (!(await lstat(held)).isDirectory()) throw tampered("its checkout was replaced by something that is not a directory");
+    return held;
+  }
+
+  /**
+   * `git add` records a repository nested in the checkout as a gitlink to a commit nobody else
+   * has; one the agent made (not a submodule of the starting commit) is added as its files instead,
+   * indexed through the worker's git dir with the nested directory as work tree, so its own `.git`
+   * is skipped like the checkout's. Repositories nested in those follow, a few levels deep.
+   */
+  private async unnest(locked: LockedGit, held: string, index: string, baseCommit: string): Promise<void> {
+    try {
+      for (let level = 0; level < MAX_NESTING; level++) {
+        const raw = await locked(["diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", baseCommit, "--"]);
+        const fields = raw.split("\0");
+        const nested: string[] = [];
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          const [oldMode, newMode] = fields[i]!.slice(1).split(" ");
+          if (newMode === "160000" && oldMode !== "160000") nested.push(fields[i + 1]!);
+        }
+        if (nested.length === 0) return;
+        for (const path of nested) {
+          const workTree = join(held, path);
+          await this.realDirectory(held, path);
+          await rm(index, { force: true });
+          await locked(["add", "--all"], { workTree, index });
+          const entries = (await locked(["ls-files", "--stage", "-z"], { workTree, index })).split("\0").filter(Boolean);
+          // "<mode> <object> <stage>\t<path>", re-rooted at the nested directory.
+          const input = entries.map((e) => e.replace("\t", `\t${path}/`)).join("\0");
+          await locked(["update-index", "--force-remove", "--", path]);
+          if (input) await locked(["update-index", "-z", "--index-info"], { input: `${input}\0` });
+        }
+      }
+    } finally {
+      await rm(index, { force: true });
+    }
+  }
+
+  /** Refuses a path under the held checkout that passes through a link. */
+  private async realDirectory(held: string, path: string): Promise<void> {
+    let at = held;
+    for (const part of path.split("/")) {
+      at = join(at, part);
+      const stat = await lstat(at).catch(() => undefined);
+      if (!stat?.isDirectory()) throw tampered(`'${path}' changed while it was being diffed`);
+    }
   }
 }

@@ -1,6 +1,8 @@
 /**
  * Workers that die or stop mid-job: nothing is lost and nothing runs twice.
  */
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
@@ -86,6 +88,32 @@ describe("a worker stopping gracefully", () => {
       expect(done).toMatchObject({ workerId: "w-next", attempt: 1 });
     } finally {
       await next.stop();
+    }
+  });
+});
+
+describe("a worker starting where a dead one left workspaces", () => {
+  it("removes the workspaces, and the login copies in them, of runs no live worker holds", async () => {
+    const workdir = stack.config().workdir;
+    // A run a live worker holds keeps its workspace.
+    const alive = await newWorker("w-holder");
+    const { newRunRecord } = await import("../../src/runs/record.js");
+    const { route } = await import("../../src/routing.js");
+    const { JobRequestSchema } = await import("../../src/schemas/job.js");
+    const job = JobRequestSchema.parse({ id: "held-job", type: "task", repository: stack.repo, targetRuntime: "codex", task: { instructions: "x" } });
+    await stack.runs.create({ ...newRunRecord(job, route("codex", stack.repo, 3), new Date().toISOString()), state: "running", workerId: "w-holder", attempts: 1 });
+    const held = join(workdir, "held-job-d4e5f6");
+    await mkdir(held, { recursive: true });
+    const leftover = join(workdir, "gone-job-a1b2c3");
+    await mkdir(join(leftover, "home"), { recursive: true });
+    await writeFile(join(leftover, "home", "auth.json"), "{}");
+
+    const next = await newWorker("w-sweeper");
+    try {
+      expect(existsSync(leftover)).toBe(false);
+      expect(existsSync(held)).toBe(true);
+    } finally {
+      await stopAll(next, alive);
     }
   });
 });

@@ -57,6 +57,20 @@ describe("workspaces", () => {
     await m.remove(ws.dir);
   });
 
+  it("gives the agent a repository of its own, and keeps the worker's git dir out of the job's directory", async () => {
+    const m = manager();
+    const ws = await m.prepare(job(repo, "release"));
+    expect(git(ws.repoDir, "rev-parse", "--abbrev-ref", "HEAD")).toBe("moonmind/ws-job");
+    expect(git(ws.repoDir, "rev-parse", "HEAD")).toBe(ws.baseCommit);
+    expect(git(ws.repoDir, "status", "--porcelain")).toBe("");
+    expect(git(ws.repoDir, "remote", "get-url", "origin")).toBe(repo);
+    expect(ws.gitDir.startsWith(`${ws.dir}/`)).toBe(false);
+    expect(git(ws.gitDir, "--git-dir=.", "rev-parse", "HEAD")).toBe(ws.baseCommit);
+    await m.remove(ws.dir);
+    expect(existsSync(ws.dir)).toBe(false);
+    expect(existsSync(ws.gitDir)).toBe(false);
+  });
+
   it("diffs committed and uncommitted changes, binary included, against the starting commit", async () => {
     const m = manager();
     const ws = await m.prepare(job(repo));

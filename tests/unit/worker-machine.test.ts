@@ -2,18 +2,21 @@ import { describe, expect, it } from "vitest";
 import { createActor, fromPromise, toPromise, waitFor } from "xstate";
 import { workerMachine, type StartupReport } from "../../machines/worker.machine.js";
 
-function start(report: StartupReport, strict: boolean, logins = ["codex:v1", "claude:v2"]) {
+function start(report: StartupReport, strict: boolean, logins = ["codex:v1", "claude:v2"], serving?: () => Promise<void>) {
   const calls: string[] = [];
   const actor = createActor(
     workerMachine.provide({
       actors: {
         startupChecks: fromPromise(async () => report),
+        startServing: fromPromise(async ({ input }) => {
+          calls.push(`serve:${input.paused.join(",")}`);
+          if (serving) await serving();
+        }),
         drain: fromPromise(async ({ input }) => void calls.push(`drain:${input.reason}`)),
       },
       actions: {
         pauseLogin: (_, p) => void calls.push(`pause:${p.login}`),
         resumeLogin: (_, p) => void calls.push(`resume:${p.login}`),
-        startServing: (_, p) => void calls.push(`serve:${p.paused.join(",")}`),
       },
     }),
     { input: { logins, strict } },
@@ -76,6 +79,37 @@ describe("worker machine", () => {
     await toPromise(t.actor);
     expect(t.actor.getSnapshot().value).toBe("stopped");
     expect(t.calls.at(-1)).toBe("drain:SIGTERM");
+  });
+
+  it("waits for serving to start, and drains to failed when it cannot (a rejection never goes unhandled)", async () => {
+    const t = start(allReady, true, ["codex:v1"], async () => {
+      throw new Error("connection closed");
+    });
+    const out = await toPromise(t.actor);
+    expect(t.actor.getSnapshot().value).toBe("failed");
+    expect(out.failure).toBe("could not start serving: connection closed");
+    expect(t.calls).toEqual(["serve:", "drain:could not start serving: connection closed"]);
+  });
+
+  it("stops in order when told to during start-up", async () => {
+    let release!: () => void;
+    const t = start(allReady, true, ["codex:v1"], () => new Promise<void>((r) => (release = r)));
+    await waitFor(t.actor, (s) => s.matches("starting"));
+    t.actor.send({ type: "DRAIN", reason: "SIGTERM" });
+    release();
+    await toPromise(t.actor);
+    expect(t.actor.getSnapshot().value).toBe("stopped");
+    expect(t.calls).toEqual(["serve:", "drain:SIGTERM"]);
+  });
+
+  it("keeps track of logins lost while it starts", async () => {
+    let release!: () => void;
+    const t = start(allReady, true, ["codex:v1"], () => new Promise<void>((r) => (release = r)));
+    await waitFor(t.actor, (s) => s.matches("starting"));
+    t.actor.send({ type: "LOGIN_LOST", login: "codex:v1", reason: "expired" });
+    release();
+    await waitFor(t.actor, (s) => s.matches("paused"));
+    expect(t.calls).toEqual(["serve:", "pause:codex:v1"]);
   });
 
   it("ignores a login coming back that was never paused", async () => {
