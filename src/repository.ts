@@ -19,6 +19,11 @@ const SHORTHAND = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)+$/;
 const SCP_LIKE = /^[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:(?!\/\/)[A-Za-z0-9_.~/-]+$/;
 const REMOTE_SCHEMES = new Set(["https:", "http:", "ssh:", "git:"]);
 
+/** `-oProxyCommand=…` as a host (ssh://-oProxyCommand=x/repo) runs a command where git or ssh is old. */
+function optionLike(part: string): boolean {
+  return part.startsWith("-");
+}
+
 export function checkRepository(repository: string, allowLocal: boolean): RepositoryCheck {
   const r = repository;
   if (r.trim() !== r || r.length === 0) return { ok: false, reason: "must not be empty or have surrounding whitespace" };
@@ -50,9 +55,17 @@ export function checkRepository(repository: string, allowLocal: boolean): Reposi
       };
     }
     if (!url.hostname || url.pathname.replace(/\/+/g, "") === "") return { ok: false, reason: "URL names no repository path" };
+    if (optionLike(decodeURIComponent(url.username)) || optionLike(url.hostname) || decodeURIComponent(url.pathname).split("/").some(optionLike)) {
+      return { ok: false, reason: "a user, host or path part that starts with '-' would be read by ssh or git as an option" };
+    }
     return { ok: true, kind: "remote" };
   }
-  if (SCP_LIKE.test(r)) return { ok: true, kind: "remote" };
+  if (SCP_LIKE.test(r)) {
+    if (r.split(/[@:/]/).some(optionLike)) {
+      return { ok: false, reason: "a user, host or path part that starts with '-' would be read by ssh or git as an option" };
+    }
+    return { ok: true, kind: "remote" };
+  }
   if (SHORTHAND.test(r) && !r.split("/").some((p) => p === "." || p === "..")) return { ok: true, kind: "shorthand" };
   return { ok: false, reason: "expected 'owner/name', a git URL or git@host:owner/name" };
 }

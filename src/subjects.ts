@@ -92,6 +92,18 @@ export function jobEventFilter(jobId = "*"): string {
   return `status.jobs.${jobId}.*`;
 }
 
+/**
+ * A submission judged apart from the job its id names (e.g. a malformed body under the id of a
+ * job that exists): reported here, so that job's own history is never touched.
+ */
+export function submissionEventSubject(jobId: string, event: "rejected" | "duplicate"): string {
+  return `status.submissions.${jobId}.${event}`;
+}
+
+export function submissionEventFilter(jobId = "*"): string {
+  return `status.submissions.${jobId}.*`;
+}
+
 export function workerEventSubject(workerId: string, event: WorkerEventType): string {
   return `status.workers.${workerId}.${event}`;
 }

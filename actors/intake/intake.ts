@@ -1,7 +1,8 @@
 /**
  * Intake: the durable consumer `intake` on jobs.submit. Each message is validated and either
- * rejected (event + DEAD copy + term: never redelivered) or routed (run record by KV create,
- * publish to its shard subject with Nats-Msg-Id = job id, so a duplicate runs once).
+ * rejected (event + DEAD copy + term: never redelivered, whatever the bytes) or routed (run record
+ * by KV create, publish to its shard subject with Nats-Msg-Id = job id, so a duplicate runs once).
+ * Only intake's own failures (the server unreachable, a timeout) hand a message back.
  * Any replica may take any message; nothing here depends on which one does.
  */
 import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
@@ -10,13 +11,23 @@ import { Kvm } from "@nats-io/kv";
 import type { Config } from "../../src/config.js";
 import { StatusPublisher } from "../../src/events.js";
 import type { Logger } from "../../src/logger.js";
-import { route } from "../../src/routing.js";
+import { route, type Route } from "../../src/routing.js";
 import { newRunRecord } from "../../src/runs/record.js";
 import { RunStore } from "../../src/runs/store.js";
+import type { RunRecord } from "../../src/schemas/run.js";
 import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
-import { parseSubmission, type SubmissionOptions } from "../../src/submission.js";
-import { BUCKETS, INTAKE_CONSUMER, STREAMS, SUBJECTS } from "../../src/subjects.js";
+import { redactText } from "../../src/secrets.js";
+import { newJobId, parseSubmission, type SubmissionOptions, type SubmissionResult } from "../../src/submission.js";
+import { BUCKETS, INTAKE_CONSUMER, STREAMS, SUBJECTS, submissionEventSubject } from "../../src/subjects.js";
 import { MaxDeliveriesWatcher } from "./max-deliveries.js";
+
+type Rejection = Extract<SubmissionResult, { ok: false }>;
+interface Routable {
+  ok: true;
+  job: JobRequest;
+  route: Route;
+  record: RunRecord;
+}
 
 export type IntakeOutcome =
   | { kind: "routed"; jobId: string; subject: string; duplicate: boolean }
@@ -58,31 +69,16 @@ export class Intake implements AsyncDisposable {
     this.log.info({ subject: SUBJECTS.submit, consumer: INTAKE_CONSUMER }, "intake serving");
   }
 
-  /** Never throws: a failure of ours (not the input's) hands the message back for another try. */
+  /**
+   * Never throws. The input is judged first, by pure code that cannot throw (a surprise there is
+   * a rejection too); only what follows — our own NATS I/O (server unreachable, a timeout) — can
+   * fail, and only that hands the message back for another try.
+   */
   async handle(msg: JsMsg): Promise<IntakeOutcome | undefined> {
+    const verdict = this.judge(msg);
     try {
-      const parsed = parseSubmission(msg.data, this.options);
-      if (!parsed.ok) {
-        // The DEAD copy first: whoever sees the event can rely on it.
-        await this.publisher.dead({
-          jobId: parsed.jobId,
-          stage: "intake",
-          reason: parsed.reason,
-          ...(parsed.field === undefined ? {} : { field: parsed.field }),
-          subject: msg.subject,
-          original: parsed.original,
-          ...(parsed.truncated ? { truncated: true } : {}),
-        });
-        await this.publisher.job(parsed.jobId, {
-          type: "rejected",
-          reason: parsed.reason,
-          ...(parsed.field === undefined ? {} : { field: parsed.field }),
-        });
-        msg.term();
-        this.log.info({ jobId: parsed.jobId, reason: parsed.reason }, "job rejected");
-        return { kind: "rejected", jobId: parsed.jobId, reason: parsed.reason };
-      }
-      const outcome = await this.route(parsed.job);
+      if (!verdict.ok) return await this.reject(msg, verdict);
+      const outcome = await this.route(verdict);
       await msg.ackAck();
       return outcome;
     } catch (err) {
@@ -92,15 +88,80 @@ export class Intake implements AsyncDisposable {
     }
   }
 
-  private async route(job: JobRequest): Promise<IntakeOutcome> {
+  /** Pure: the submission's verdict, and for an accepted job its route and first run record. */
+  private judge(msg: JsMsg): Rejection | Routable {
+    try {
+      const parsed = parseSubmission(msg.data, this.options);
+      if (!parsed.ok) return parsed;
+      const job = parsed.job;
+      const runtime = job.targetRuntime;
+      const r = route(runtime, job.repository, this.config.shardCounts[runtime], job.affinityKey);
+      return { ok: true, job, route: r, record: newRunRecord(job, r, new Date().toISOString()) };
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.log.error({ errName: e.name, seq: msg.seq }, "judging a submission threw; rejecting it");
+      return {
+        ok: false,
+        jobId: newJobId(),
+        reason: `intake could not judge this payload (${e.name}); an operator can inspect the copy on DEAD`,
+        original: redactText(new TextDecoder().decode(msg.data.subarray(0, 4_352))).slice(0, 4_096),
+        truncated: true,
+      };
+    }
+  }
+
+  /**
+   * DEAD copy, `rejected` event, term. Under the id of a job that exists the event goes on a
+   * subject of its own, so the job's history (what `moonmind watch` follows) is never touched.
+   */
+  private async reject(msg: JsMsg, parsed: Rejection): Promise<IntakeOutcome> {
+    const field = parsed.field === undefined ? {} : { field: parsed.field };
+    // The DEAD copy first: whoever sees the event can rely on it.
+    await this.publisher.dead({
+      jobId: parsed.jobId,
+      stage: "intake",
+      reason: parsed.reason,
+      ...field,
+      subject: msg.subject,
+      original: parsed.original,
+      ...(parsed.truncated ? { truncated: true } : {}),
+    });
+    const existing = await this.runExists(parsed.jobId);
+    if (existing) {
+      const event = { type: "rejected", at: new Date().toISOString(), jobId: parsed.jobId, reason: parsed.reason, ...field };
+      await this.js.publish(submissionEventSubject(parsed.jobId, "rejected"), JSON.stringify(event));
+    } else {
+      await this.publisher.job(parsed.jobId, { type: "rejected", reason: parsed.reason, ...field });
+    }
+    msg.term();
+    this.log.info({ jobId: parsed.jobId, reason: parsed.reason, existingJob: existing }, "job rejected");
+    return { kind: "rejected", jobId: parsed.jobId, reason: parsed.reason };
+  }
+
+  /** Whether a run record exists under this id; one that no longer parses still exists. */
+  private async runExists(jobId: string): Promise<boolean> {
+    try {
+      return (await this.runs.get(jobId)) !== undefined;
+    } catch (err) {
+      if ((err as Error | null)?.name === "ZodError") return true;
+      throw err;
+    }
+  }
+
+  private async route({ job, route: r, record }: Routable): Promise<IntakeOutcome> {
     const runtime = job.targetRuntime;
-    const r = route(runtime, job.repository, this.config.shardCounts[runtime], job.affinityKey);
-    const now = new Date().toISOString();
-    const created = await this.runs.create(newRunRecord(job, r, now));
+    const created = await this.runs.create(record);
     if (!created) {
       // Same id again: a duplicate submission or our own redelivery. Re-publish what was stored;
       // JetStream drops it if the first publish landed (Nats-Msg-Id), a worker skips it if it ran.
-      const existing = await this.runs.get(job.id);
+      const existing = await this.runs.get(job.id).catch((err: unknown) => {
+        if ((err as Error | null)?.name === "ZodError") return null;
+        throw err;
+      });
+      if (existing === null) {
+        this.log.warn({ jobId: job.id }, "duplicate job id whose run record does not parse; not routed again");
+        return { kind: "routed", jobId: job.id, subject: r.subject, duplicate: true };
+      }
       if (existing) {
         const ack = await this.js.publish(existing.record.subject, JSON.stringify(existing.record.request), { msgID: job.id });
         this.log.info({ jobId: job.id, state: existing.record.state, deduped: ack.duplicate }, "duplicate job id; not run again");
@@ -137,10 +198,20 @@ export class Intake implements AsyncDisposable {
       } catch (err) {
         this.log.warn({ err }, "closing the intake consumer failed");
       }
-      await this.nc.drain().catch(() => undefined);
+      // Bounded: with the server gone a drain would wait for it.
+      await Promise.race([this.nc.drain(), new Promise((r) => setTimeout(r, 5_000).unref())]).catch(() => undefined);
+      if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
       this.log.info("intake stopped");
-    })();
+    })().finally(() => this.markStopped());
     return this.stopping;
+  }
+
+  private markStopped!: () => void;
+  private readonly whenStopped = new Promise<void>((resolve) => (this.markStopped = resolve));
+
+  /** Settles once intake has stopped, whoever stopped it. */
+  stopped(): Promise<void> {
+    return this.whenStopped;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

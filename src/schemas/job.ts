@@ -7,39 +7,111 @@ import { IdSchema, RuntimeSchema } from "./runtime.js";
 
 export const PublishModeSchema = z.enum(["none", "branch", "pr"]);
 
-const SkillSchema = z.object({
-  id: z.string().min(1).max(200),
-  args: z.record(z.string(), z.unknown()).optional(),
+/**
+ * Where a string has a C0 control character other than tab, newline and carriage return, or -1.
+ * Such text cannot reach an agent's command line (a NUL fails every attempt) or a terminal (ESC).
+ */
+export function controlCharAt(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return i;
+  }
+  return -1;
+}
+
+function controlCharMessage(s: string, at: number): string {
+  const code = s.charCodeAt(at).toString(16).toUpperCase().padStart(4, "0");
+  return `contains the control character U+${code} at position ${at}; only tab, newline and carriage return are allowed`;
+}
+
+/** For text that reaches the agent's prompt or command line. */
+function rejectControlChars(s: string, ctx: z.RefinementCtx): void {
+  const at = controlCharAt(s);
+  if (at >= 0) ctx.addIssue({ code: "custom", message: controlCharMessage(s, at) });
+}
+const argText = (max: number) => z.string().max(max).superRefine(rejectControlChars);
+
+/** A value passed to the agent CLI as an option's value (`--model <value>`). */
+const optionValue = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => !s.startsWith("-") && !/[\s\u0000-\u001f\u007f]/.test(s), {
+      message: "must not start with '-' or contain whitespace or control characters (it is passed to the agent CLI as an option value)",
+    });
+
+/** Free-form JSON (a skill's args): every string in it, at any depth, is checked like argText. */
+const argValues = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  const stack: Array<{ v: unknown; path: Array<string | number> }> = [{ v: value, path: [] }];
+  while (stack.length > 0) {
+    const { v, path } = stack.pop()!;
+    if (typeof v === "string") {
+      const at = controlCharAt(v);
+      if (at >= 0) return ctx.addIssue({ code: "custom", message: controlCharMessage(v, at), path });
+    } else if (v !== null && typeof v === "object") {
+      for (const [k, child] of Object.entries(v)) stack.push({ v: child, path: [...path, Array.isArray(v) ? Number(k) : k] });
+    }
+  }
 });
 
-const StepSchema = z.object({
-  id: z.string().max(200).optional(),
-  title: z.string().max(500).optional(),
-  instructions: z.string().max(100_000).optional(),
+const SkillSchema = z.strictObject({
+  id: z.string().min(1).max(200).superRefine(rejectControlChars),
+  args: argValues.optional(),
+});
+
+const StepSchema = z.strictObject({
+  id: argText(200).optional(),
+  title: argText(500).optional(),
+  instructions: argText(100_000).optional(),
   skill: SkillSchema.optional(),
 });
 
-/** A git ref a person may name: no option-like values, no whitespace, no `..`. */
+/**
+ * Why git would refuse `name` as a branch (`git check-ref-format --branch`), or why it is too
+ * special to use (HEAD and its kin); undefined when it is fine.
+ */
+export function gitBranchProblem(name: string): string | undefined {
+  if (name.startsWith("-")) return "it starts with '-' (git would read it as an option)";
+  if (name === "@" || /^(?:[A-Z]+_)*HEAD$/.test(name)) return `'${name}' is a name git gives a special meaning`;
+  if (controlCharAt(name) >= 0 || name.includes("\u007f")) return "it contains a control character";
+  const bad = /[ ~^:?*[\\]/.exec(name);
+  if (bad) return `it contains '${bad[0]}'`;
+  if (name.includes("..")) return "it contains '..'";
+  if (name.includes("@{")) return "it contains '@{'";
+  if (name.startsWith("/") || name.endsWith("/") || name.includes("//")) return "it starts or ends with '/' or contains '//'";
+  if (name.endsWith(".")) return "it ends with '.'";
+  for (const part of name.split("/")) {
+    if (part.startsWith(".")) return "a part of it starts with '.'";
+    if (part.endsWith(".lock")) return "a part of it ends with '.lock'";
+  }
+  return undefined;
+}
+
+/** A git branch a person may name: what `git check-ref-format --branch` accepts, less the special names. */
 export const GitRefSchema = z
   .string()
   .min(1)
   .max(255)
-  .refine((s) => !s.startsWith("-") && !/[\s~^:?*[\\]|\.\.|@\{/.test(s), "not a valid git ref");
+  .superRefine((s, ctx) => {
+    const why = gitBranchProblem(s);
+    if (why) ctx.addIssue({ code: "custom", message: `not a usable git ref: ${why}` });
+  });
 
 export const TaskSchema = z
-  .object({
-    instructions: z.string().trim().max(100_000).optional(),
+  .strictObject({
+    instructions: z.string().trim().max(100_000).superRefine(rejectControlChars).optional(),
     runtime: z
-      .object({
+      .strictObject({
         mode: RuntimeSchema.optional(),
-        model: z.string().max(200).optional(),
-        effort: z.string().max(50).optional(),
+        model: optionValue(200).optional(),
+        effort: optionValue(50).optional(),
       })
       .optional(),
     skill: SkillSchema.optional(),
     steps: z.array(StepSchema).max(100).optional(),
-    git: z.object({ startingBranch: GitRefSchema.optional(), newBranch: GitRefSchema.optional() }).optional(),
-    publish: z.object({ mode: PublishModeSchema }).optional(),
+    git: z.strictObject({ startingBranch: GitRefSchema.optional(), newBranch: GitRefSchema.optional() }).optional(),
+    publish: z.strictObject({ mode: PublishModeSchema }).optional(),
   })
   .refine((t) => (t.instructions !== undefined && t.instructions.length > 0) || t.skill !== undefined, {
     message: "task.instructions is required unless task.skill names a skill",

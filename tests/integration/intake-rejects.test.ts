@@ -33,14 +33,25 @@ const cases: Array<[string, string | object, RegExp, string?]> = [
   ["a secret-looking field", { id: "bad-secret", repository: "org/repo", instructions: "x", metadata: { api_key: secretValue } }, /'metadata.api_key' looks like a secret/, "metadata.api_key"],
   ["a secret-looking value", { id: "bad-value", repository: "org/repo", instructions: `use ${secretValue}` }, /'instructions' looks like a secret/, "instructions"],
   ["an oversized payload", { id: "bad-size", repository: "org/repo", instructions: "x".repeat(5_000) }, /limit is 2048/],
+  ["deeply nested arrays", `{"id":"bad-deep","repository":"org/repo","instructions":"x","metadata":{"a":${"[".repeat(600)}`, /more than 32 levels deep/, "metadata.a" + "[0]".repeat(30)],
+  ["a duplicate key", '{"id":"bad-dup","repository":"org/repo","task":{"instructions":"a","instructions":"b"}}', /'task.instructions' is given more than once/, "task.instructions"],
+  ["a NUL in the instructions", '{"id":"bad-nul","repository":"org/repo","instructions":"a\\u0000b"}', /task.instructions: contains the control character U\+0000/, "task.instructions"],
+  ["newBranch HEAD", { id: "bad-head", repository: "org/repo", instructions: "x", task: { git: { newBranch: "HEAD" } } }, /git ref/, "task.git.newBranch"],
+  ["an option-like model", { id: "bad-model", repository: "org/repo", instructions: "x", model: "--yolo" }, /must not start with '-'/, "task.runtime.model"],
+  ["an unknown key in task", { id: "bad-task-key", repository: "org/repo", task: { instructions: "x", sandbox: "off" } }, /task: unknown field 'sandbox'/, "task.sandbox"],
+  ["a secret-shaped unknown key", { id: "bad-key", repository: "org/repo", instructions: "x", [secretValue]: 1 }, /looks like a secret/],
+  ["a secret-shaped metadata key", { id: "bad-meta-key", repository: "org/repo", instructions: "x", metadata: { [secretValue]: "x" } }, /looks like a secret/],
 ];
 
 describe("intake rejects bad input", () => {
   it.each(cases)("%s", async (_name, payload, reason, field) => {
     const body = typeof payload === "string" ? payload : JSON.stringify(payload);
     await stack.js.publish(SUBJECTS.submit, body);
-    const id = /"id":"([^"]+)"/.exec(body)![1];
-    const rejected = await events.waitFor((e) => e.jobId === id && e.type === "rejected");
+    // Only a top-level id names the job; one nested deeper (the array case) is not borrowed.
+    const id = /^\{"id":"([^"]+)"/.exec(body)?.[1];
+    const rejected = await events.waitFor((e) =>
+      e.type === "rejected" && (id === undefined ? reason.test(e.reason) && !e.jobId.startsWith("bad-") : e.jobId === id),
+    );
     expect(rejected.type).toBe("rejected");
     if (rejected.type !== "rejected") return;
     expect(rejected.reason).toMatch(reason);
@@ -53,6 +64,40 @@ describe("intake rejects bad input", () => {
     expect(letter).toMatchObject({ jobId: rejected.jobId, stage: "intake", subject: SUBJECTS.submit });
     expect(JSON.stringify(letter)).not.toContain(secretValue);
     expect(JSON.stringify(letter)).not.toContain("hunter2");
+  });
+
+  it("reports a rejection under an existing job's id on a subject of its own, leaving that job's history alone", async () => {
+    await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "taken-1", repository: "org/repo", instructions: "x" }));
+    await events.waitFor((e) => e.jobId === "taken-1" && e.type === "routed");
+    const seen: unknown[] = [];
+    const sub = stack.nc.subscribe("status.submissions.taken-1.>", { callback: (_err, m) => void seen.push({ subject: m.subject, body: m.json() }) });
+    try {
+      await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "taken-1", repository: 5, instructions: "forged" }));
+      await vi.waitFor(() => expect(seen).toHaveLength(1), { timeout: 10_000 });
+    } finally {
+      sub.unsubscribe();
+    }
+    expect(seen[0]).toMatchObject({
+      subject: "status.submissions.taken-1.rejected",
+      body: { type: "rejected", jobId: "taken-1", field: "repository", reason: expect.stringMatching(/repository/) },
+    });
+    // The job's own history has no rejection, neither live nor in STATUS, and its record is untouched.
+    expect(events.events.filter((e) => e.jobId === "taken-1").map((e) => e.type)).toEqual(["accepted", "routed"]);
+    expect(await stack.jsm.streams.getMessage(STREAMS.status, { last_by_subj: "status.jobs.taken-1.rejected" }).catch(() => null)).toBeNull();
+    expect((await stack.runs.get("taken-1"))!.record.state).toBe("queued");
+    // The DEAD copy still goes where operators look for it.
+    const dead = await stack.jsm.streams.getMessage(STREAMS.dead, { last_by_subj: "dead.jobs.taken-1" });
+    expect(DeadLetterSchema.parse(dead!.json())).toMatchObject({ jobId: "taken-1", stage: "intake", field: "repository" });
+  });
+
+  it("gives jobs without an id ids of their own, never a nested one", async () => {
+    for (const repository of ["org/one", "org/two"]) {
+      await stack.js.publish(SUBJECTS.submit, JSON.stringify({ repository, task: { skill: { id: "lint", args: { id: "x" } } }, metadata: { id: "m" } }));
+    }
+    await vi.waitFor(() => expect(events.events.filter((e) => e.type === "routed" && e.meta?.skill === "lint")).toHaveLength(2), { timeout: 10_000 });
+    const ids = events.events.filter((e) => e.type === "routed" && e.meta?.skill === "lint").map((e) => e.jobId);
+    expect(new Set(ids).size).toBe(2);
+    expect(ids).not.toContain("lint");
   });
 
   it("terminates what it rejects: nothing is pending or redelivered, and intake still serves", async () => {
@@ -73,6 +118,8 @@ describe("intake rejects bad input", () => {
     const jobs = await stack.jsm.streams.info(STREAMS.jobs);
     const submitLeft = (await stack.jsm.streams.info(STREAMS.jobs, { subjects_filter: SUBJECTS.submit })).state.subjects;
     expect(submitLeft?.[SUBJECTS.submit] ?? 0).toBe(0);
-    expect(jobs.state.messages).toBe(1); // only the routed "after-all" job, waiting on its shard
+    // Only the routed jobs (taken-1, the two lint jobs, after-all), waiting on their shards.
+    expect(jobs.state.messages).toBe(events.events.filter((e) => e.type === "routed").length);
+    expect(jobs.state.messages).toBe(4);
   });
 });
