@@ -1,6 +1,10 @@
 /**
  * What every actor process shares: config, logger, connection, provisioning, signal handling
  * and exit codes. The actor itself only says how to start and stop.
+ *
+ * Signals are handled from the moment the actor exists, so a Ctrl-C during a start-up that
+ * takes minutes (login checks) is an orderly stop. The returned promise settles with the exit
+ * code once the actor has stopped; nothing here calls process.exit but a second signal.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { loadConfig, type Config } from "./config.js";
@@ -10,8 +14,11 @@ import { connectNats } from "./nats/connect.js";
 import { provision } from "./nats/provision.js";
 import { resolveNatsUrl } from "./nats/url.js";
 
-export interface Stoppable {
+export interface HostedActor {
+  start(): Promise<void>;
   stop(reason?: string): Promise<void>;
+  /** Settles once the actor has stopped, whoever stopped it (a signal, a drain request). */
+  stopped(): Promise<void>;
 }
 
 export interface ActorContext {
@@ -20,12 +27,41 @@ export interface ActorContext {
   nc: NatsConnection;
 }
 
+/** Set by a launcher (moonmind dev) that gives its actors a stdin pipe: when it closes, the launcher is gone. */
+export const STOP_WITH_PARENT_ENV = "MOONMIND_STOP_WITH_PARENT";
+
 export async function hostActor(
   name: string,
-  start: (ctx: ActorContext) => Promise<Stoppable>,
+  create: (ctx: ActorContext) => HostedActor,
   source: NodeJS.ProcessEnv = process.env,
-): Promise<void> {
+): Promise<number> {
   let log = createLogger({ actor: name });
+  let actor: HostedActor | undefined;
+  let stopped: Promise<number> | undefined;
+  let signals = 0;
+  const stop = (why: string): Promise<number> =>
+    (stopped ??= (actor?.stop(why) ?? Promise.resolve()).then(
+      () => EXIT_CODES.ok,
+      (err: unknown) => {
+        log.error({ err }, "stop failed");
+        return EXIT_CODES.failure;
+      },
+    ));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(EXIT_CODES.failure);
+    }
+    log.info({ signal }, "stopping");
+    void stop(`received ${signal}`);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  if (source[STOP_WITH_PARENT_ENV] === "1") {
+    // The launcher died (even by SIGKILL): its end of our stdin closed. Stop rather than run on alone.
+    process.stdin.on("end", () => void stop("the launcher is gone")).on("error", () => void stop("the launcher is gone"));
+    process.stdin.resume();
+  }
   try {
     const config = loadConfig(source);
     const instance = name === "worker" ? config.workerId : `${name}-${process.pid}`;
@@ -35,33 +71,28 @@ export async function hostActor(
     log.info({ url, from }, "connected to NATS");
     const report = await provision(nc, config);
     if (report.created.length + report.updated.length > 0) log.info(report, "provisioned");
-    const actor = await start({ config, log, nc });
-
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (++signals > 1) {
-        log.warn({ signal }, "second signal: exiting now");
-        process.exit(EXIT_CODES.failure);
-      }
-      log.info({ signal }, "stopping");
-      actor.stop(`received ${signal}`).then(
-        () => process.exit(EXIT_CODES.ok),
-        (err: unknown) => {
-          log.error({ err }, "stop failed");
-          process.exit(EXIT_CODES.failure);
-        },
-      );
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
     nc.closed().then((err) => {
       if (err) log.error({ err }, "NATS connection closed with an error");
     });
+    actor = create({ config, log, nc });
+    if (stopped) await nc.close();
+    else await actor.start();
   } catch (err) {
+    await stop("start-up failed");
     const e = err as MoonmindError & { exitCode?: number };
     log.fatal({ err: { message: e.message, remedy: e.remedy } }, `${name} could not start`);
     process.stderr.write(`moonmind ${name}: ${e.message}${e.remedy ? `\n  fix: ${e.remedy}` : ""}\n`);
     log.flush?.();
-    process.exit(e.exitCode ?? EXIT_CODES.failure);
+    return finish(e.exitCode ?? EXIT_CODES.failure);
+  }
+  // Served until a signal, a drain request or the launcher's end stops it.
+  const code = await (stopped ?? actor.stopped().then(() => stop("stopped")));
+  return finish(code);
+
+  function finish(code: number): number {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    if (source[STOP_WITH_PARENT_ENV] === "1") process.stdin.destroy();
+    return code;
   }
 }

@@ -2,6 +2,13 @@
  * The processes of a one-machine stack: a local nats-server (unless NATS_URL names one),
  * provisioning, intake and the given workers as child processes, and an ordered stop.
  * `moonmind dev` and `moonmind demo` both run on it.
+ *
+ * - The data dir is locked: a second stack on the same store is refused, a stale lock taken over.
+ * - nats-server and the actors each get their own process group, so a terminal's Ctrl-C reaches
+ *   only the launcher, which stops the actors first and the server last.
+ * - An actor that crashes is restarted with backoff; one that stops by itself (a drain request)
+ *   stays down and is reported. Each actor watches the launcher through a stdin pipe and stops
+ *   if the launcher is gone, however it went.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
@@ -11,12 +18,18 @@ import { connectNats } from "../nats/connect.js";
 import { provision, type ProvisionReport } from "../nats/provision.js";
 import { startNatsServer, type NatsServer } from "../nats/server.js";
 import { DEV_URL_FILE } from "../nats/url.js";
-import { spawnActor } from "./commands/actor.js";
+import { spawnActor, type ActorName } from "./commands/actor.js";
+import { lockDataDir } from "./data-dir-lock.js";
 
 export interface WorkerSpec {
   name: string;
   env: Record<string, string>;
 }
+
+export type ChildEvent =
+  | { kind: "crashed"; name: string; why: string; restartInMs: number }
+  | { kind: "restarted"; name: string }
+  | { kind: "stopped"; name: string; why: string };
 
 export interface LocalStack {
   url: string;
@@ -24,73 +37,135 @@ export interface LocalStack {
   dataDir: string;
   report: ProvisionReport;
   children: Map<string, ChildProcess>;
-  /** Called once when any child exits on its own. */
-  onChildExit(cb: (name: string, why: string) => void): void;
+  /** Crashes, restarts, and actors that stopped by themselves. */
+  onChildEvent(cb: (e: ChildEvent) => void): void;
   stop(): Promise<void>;
 }
 
+const RESTART_BASE_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+/** An actor that ran this long before crashing starts its backoff afresh. */
+const HEALTHY_AFTER_MS = 60_000;
+
 export async function startLocalStack(
   config: Config,
-  opts: { baseEnv: NodeJS.ProcessEnv; workers: WorkerSpec[]; quiet?: boolean },
+  opts: { baseEnv: NodeJS.ProcessEnv; workers: WorkerSpec[]; quiet?: boolean; stopGraceMs?: number },
 ): Promise<LocalStack> {
   const dataDir = resolve(config.env.MOONMIND_DATA_DIR);
   await mkdir(dataDir, { recursive: true });
+  const lock = await lockDataDir(dataDir);
   let server: NatsServer | undefined;
   let url = config.env.NATS_URL;
   const urlFile = join(dataDir, DEV_URL_FILE);
-  if (!url) {
-    server = await startNatsServer({ storeDir: join(dataDir, "nats"), logFile: join(dataDir, "nats-server.log") });
-    url = server.url;
-    await writeFile(urlFile, `${url}\n`);
+  try {
+    if (!url) {
+      server = await startNatsServer({ storeDir: join(dataDir, "nats"), logFile: join(dataDir, "nats-server.log"), detached: true });
+      lock.setServerPid(server.pid);
+      url = server.url;
+      await writeFile(urlFile, `${url}\n`);
+    }
+    const nc = await connectNats({ servers: url, name: "moonmind-local-stack" });
+    const report = await provision(nc, config).finally(() => nc.close());
+    return supervise({ config, opts, dataDir, url, server, report, release: async () => {
+      if (server) {
+        await server.stop();
+        await rm(urlFile, { force: true });
+      }
+      lock.release();
+    } });
+  } catch (err) {
+    await server?.stop();
+    if (server) await rm(urlFile, { force: true });
+    lock.release();
+    throw err;
   }
-  const nc = await connectNats({ servers: url, name: "moonmind-local-stack" });
-  const report = await provision(nc, config);
-  await nc.close();
+}
 
-  const env: NodeJS.ProcessEnv = { ...opts.baseEnv, NATS_URL: url, MOONMIND_DATA_DIR: dataDir };
-  const stdio = opts.quiet ? "pipe" : "inherit";
+function supervise(s: {
+  config: Config;
+  opts: { baseEnv: NodeJS.ProcessEnv; workers: WorkerSpec[]; quiet?: boolean; stopGraceMs?: number };
+  dataDir: string;
+  url: string;
+  server: NatsServer | undefined;
+  report: ProvisionReport;
+  release: () => Promise<void>;
+}): LocalStack {
+  const env: NodeJS.ProcessEnv = { ...s.opts.baseEnv, NATS_URL: s.url, MOONMIND_DATA_DIR: s.dataDir };
+  const stdio = s.opts.quiet ? "pipe" : "inherit";
+  const specs: Array<{ name: string; actor: ActorName; env: NodeJS.ProcessEnv }> = [
+    { name: "intake", actor: "intake", env },
+    ...s.opts.workers.map((w) => ({ name: w.name, actor: "worker" as const, env: { ...env, ...w.env } })),
+  ];
   const children = new Map<string, ChildProcess>();
-  children.set("intake", spawnActor("intake", env, { detached: true, stdio }));
-  for (const w of opts.workers) children.set(w.name, spawnActor("worker", { ...env, ...w.env }, { detached: true, stdio }));
-  if (opts.quiet) for (const child of children.values()) drainOutput(child);
-
+  const timers = new Set<NodeJS.Timeout>();
+  let listener: ((e: ChildEvent) => void) | undefined;
   let stopping: Promise<void> | undefined;
-  let exitListener: ((name: string, why: string) => void) | undefined;
-  for (const [name, child] of children) {
+
+  const launch = (spec: (typeof specs)[number], failures: number) => {
+    const child = spawnActor(spec.actor, spec.env, { detached: true, stdio });
+    const startedAt = Date.now();
+    children.set(spec.name, child);
+    if (s.opts.quiet) {
+      child.stdout?.resume();
+      child.stderr?.resume();
+    }
+    child.stdin?.on("error", () => undefined);
     child.once("exit", (code, signal) => {
-      if (!stopping) exitListener?.(name, signal ?? `code ${code}`);
+      if (stopping) return;
+      const why = signal ?? `code ${code}`;
+      if (code === 0) {
+        listener?.({ kind: "stopped", name: spec.name, why: "it stopped by itself (drained); it stays down" });
+        return;
+      }
+      const streak = Date.now() - startedAt > HEALTHY_AFTER_MS ? 0 : failures;
+      const restartInMs = Math.min(RESTART_BASE_MS * 2 ** streak, RESTART_MAX_MS);
+      listener?.({ kind: "crashed", name: spec.name, why, restartInMs });
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (stopping) return;
+        launch(spec, streak + 1);
+        listener?.({ kind: "restarted", name: spec.name });
+      }, restartInMs);
+      timers.add(timer);
     });
-  }
+  };
+  for (const spec of specs) launch(spec, 0);
+
+  const graceMs = s.opts.stopGraceMs ?? s.config.env.MOONMIND_STOP_GRACE_MS + s.config.env.MOONMIND_KILL_GRACE_MS + 10_000;
   return {
-    url,
-    ownServer: server !== undefined,
-    dataDir,
-    report,
+    url: s.url,
+    ownServer: s.server !== undefined,
+    dataDir: s.dataDir,
+    report: s.report,
     children,
-    onChildExit: (cb) => {
-      exitListener = cb;
+    onChildEvent: (cb) => {
+      listener = cb;
     },
     stop: () =>
       (stopping ??= (async () => {
-        await Promise.all([...children.values()].map((child) => terminate(child)));
-        if (server) {
-          await server.stop();
-          await rm(urlFile, { force: true });
-        }
+        for (const t of timers) clearTimeout(t);
+        // Actors first (they drain through the server), the server last.
+        await Promise.all([...children.values()].map((child) => terminate(child, graceMs)));
+        await s.release();
       })()),
   };
 }
 
-function terminate(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL to its whole group past the grace: a stop always ends. */
+function terminate(child: ChildProcess, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
+    }, graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
     child.kill("SIGTERM");
   });
-}
-
-/** A quiet stack still reads its children's output, so a full pipe never blocks them. */
-function drainOutput(child: ChildProcess): void {
-  child.stdout?.resume();
-  child.stderr?.resume();
 }

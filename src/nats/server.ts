@@ -36,6 +36,11 @@ export interface StartOptions {
   extraConf?: string;
   /** Where the server's own log goes; default discarded. */
   logFile?: string;
+  /**
+   * Its own process group: a Ctrl-C in the terminal (sent to the whole foreground group) does
+   * not reach it, so the launcher can stop it last, after the actors that use it.
+   */
+  detached?: boolean;
 }
 
 export function resolveNatsServerBin(explicit?: string): string {
@@ -65,7 +70,7 @@ export async function startNatsServer(opts: StartOptions = {}): Promise<NatsServ
     ].join("\n"),
   );
 
-  const child = spawn(bin, ["-c", confPath], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(bin, ["-c", confPath], { stdio: ["ignore", "ignore", "pipe"], detached: opts.detached ?? false });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4_000);
@@ -111,7 +116,13 @@ async function waitForPortsFile(
           remedy: "run tools/install-nats-server.sh, or set NATS_SERVER_BIN to a nats-server >= 2.10",
         });
       }
-      throw new Error(`nats-server exited early (code ${exited.code}): ${stderr().trim() || exited.error?.message}`);
+      const said = stderr().trim() || exited.error?.message || "";
+      if (/malformed|corrupt|checksum|bad (?:index|magic)/i.test(said)) {
+        throw new ConfigError(`nats-server could not open its JetStream store: ${said.slice(-500)}`, {
+          remedy: "the store is damaged (e.g. two servers wrote it at once): move its directory aside and start again, e.g. mv var/nats var/nats.damaged",
+        });
+      }
+      throw new Error(`nats-server exited early (code ${exited.code}): ${said}`);
     }
     const files = (await readdir(dir)).filter((f) => f.endsWith(".ports"));
     if (files[0]) {

@@ -1,9 +1,12 @@
 /**
- * `moonmind intake|worker`: each actor runs alone in its own process, as compose runs them.
- * The CLI starts the actor's entry point and passes signals through; the actor's exit code is ours.
+ * `moonmind intake|worker`: each actor runs alone, as compose runs them — in this very process,
+ * so a signal (or a kill) of the command is one of the actor. `moonmind dev` starts them as
+ * child processes instead, each watching its launcher through a stdin pipe.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { STOP_WITH_PARENT_ENV } from "../../actor-host.js";
 import { PROJECT_ROOT } from "../../nats/server.js";
 
 export const ACTORS = ["intake", "worker"] as const;
@@ -13,7 +16,10 @@ export function actorEntry(name: ActorName): string {
   return join(PROJECT_ROOT, "actors", name, "main.ts");
 }
 
-/** Starts an actor process; `env` is its whole environment. */
+/**
+ * Starts an actor process; `env` is its whole environment. Its stdin is a pipe from this
+ * process: when this process ends, however it ends, the actor stops too.
+ */
 export function spawnActor(
   name: ActorName,
   env: NodeJS.ProcessEnv,
@@ -22,22 +28,15 @@ export function spawnActor(
   const stdio = opts.stdio ?? "inherit";
   // The loader by absolute URL, so the command works from any working directory.
   return spawn(process.execPath, ["--import", import.meta.resolve("tsx"), actorEntry(name)], {
-    env,
-    stdio: ["ignore", stdio, stdio],
+    env: { ...env, [STOP_WITH_PARENT_ENV]: "1" },
+    stdio: ["pipe", stdio, stdio],
     detached: opts.detached ?? false,
   });
 }
 
-export function runActorCommand(name: ActorName): Promise<number> {
-  const child = spawnActor(name, process.env);
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
-  process.on("SIGTERM", forward);
-  process.on("SIGINT", forward);
-  return new Promise((resolve) => {
-    child.on("exit", (code, signal) => {
-      process.off("SIGTERM", forward);
-      process.off("SIGINT", forward);
-      resolve(code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : 15) : 1));
-    });
-  });
+/** Runs the actor in this process (its entry module settles the exit code when it stops). */
+export async function runActorCommand(name: ActorName): Promise<number> {
+  // By path, not by static import: the library never depends on the actors that use it.
+  await import(pathToFileURL(actorEntry(name)).href);
+  return typeof process.exitCode === "number" ? process.exitCode : 0;
 }

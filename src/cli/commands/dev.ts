@@ -5,7 +5,9 @@
  * by themselves once it is. Prints where to look; Ctrl-C stops everything in order.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
+import { loadConfig } from "../../config.js";
+import { UsageError } from "../../errors.js";
 import { PROJECT_ROOT } from "../../nats/server.js";
 import { RUNTIMES } from "../../schemas/runtime.js";
 import type { CliContext } from "../context.js";
@@ -26,8 +28,18 @@ export function devVolumeEnv(dataDir: string, env = process.env): Record<string,
   };
 }
 
+/** The stand-in stack keeps a store of its own, so it never takes the real CLIs' queued jobs. */
+export const STAND_IN_DATA_DIR = "stand-in";
+
 export async function devCommand(ctx: CliContext, opts: DevOptions): Promise<number> {
-  const dataDir = resolve(ctx.config.env.MOONMIND_DATA_DIR);
+  if (opts.standIn && ctx.config.env.NATS_URL) {
+    throw new UsageError("--stand-in runs only on a nats-server of its own: it would take the real codex jobs queued on NATS_URL", {
+      remedy: "unset NATS_URL for npm start -- --stand-in",
+    });
+  }
+  const baseDir = resolve(ctx.config.env.MOONMIND_DATA_DIR);
+  const dataDir = opts.standIn ? join(baseDir, STAND_IN_DATA_DIR) : baseDir;
+  const config = opts.standIn ? loadConfig({ ...process.env, MOONMIND_DATA_DIR: dataDir }) : ctx.config;
   const volumes = devVolumeEnv(dataDir);
   for (const dir of Object.values(volumes)) await mkdir(dir, { recursive: true, mode: 0o700 });
   const workers: WorkerSpec[] = RUNTIMES.map((runtime) => ({
@@ -41,33 +53,52 @@ export async function devCommand(ctx: CliContext, opts: DevOptions): Promise<num
     await writeFile(join(volume, "auth.json"), JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: "stand-in" }), { mode: 0o600 });
     Object.assign(workers[0]!.env, { MOONMIND_CODEX_BIN: STAND_IN_CODEX, CODEX_VOLUME_PATH: volume, CODEX_VOLUME_NAME: "stand-in" });
   }
-  const stack = await startLocalStack(ctx.config, {
+  const stack = await startLocalStack(config, {
     baseEnv: {
       ...process.env,
       ...volumes,
+      MOONMIND_DATA_DIR: dataDir,
       MOONMIND_ALLOW_LOCAL_REPOS: process.env.MOONMIND_ALLOW_LOCAL_REPOS ?? "true",
       MOONMIND_STARTUP_STRICT: process.env.MOONMIND_STARTUP_STRICT ?? "false",
     },
     workers,
   });
-  ctx.out(banner(stack.url, stack.ownServer, stack.report.created.length, opts.standIn === true, volumes));
+  ctx.out(banner(stack.url, stack.ownServer, stack.report.created.length, opts.standIn === true, volumes, opts.standIn ? dataDir : undefined));
+  stack.onChildEvent((e) => {
+    if (e.kind === "crashed") ctx.err(`moonmind dev: ${e.name} exited (${e.why}); restarting it in ${Math.round(e.restartInMs / 1000)} s`);
+    else if (e.kind === "restarted") ctx.err(`moonmind dev: ${e.name} restarted`);
+    else ctx.err(`moonmind dev: ${e.name} stopped: ${e.why}`);
+  });
 
   return new Promise<number>((done) => {
-    const stop = (code: number, why: string) => {
+    let signals = 0;
+    const stop = (why: string) => {
+      if (++signals > 1) {
+        ctx.err("moonmind dev: still stopping (running jobs are being handed back); the actors are killed after the stop grace");
+        return;
+      }
       ctx.err(`moonmind dev: ${why}; stopping`);
       void stack.stop().then(() => {
         ctx.err("moonmind dev: stopped");
-        done(code);
+        done(0);
       });
     };
-    stack.onChildExit((name, why) => stop(1, `${name} exited (${why})`));
-    process.once("SIGINT", () => stop(0, "interrupted"));
-    process.once("SIGTERM", () => stop(0, "terminated"));
+    process.on("SIGINT", () => stop("interrupted"));
+    process.on("SIGTERM", () => stop("terminated"));
+    process.on("SIGHUP", () => stop("the terminal closed"));
   });
 }
 
-function banner(url: string, ownServer: boolean, created: number, standIn: boolean, volumes: Record<string, string>): string {
+function banner(
+  url: string,
+  ownServer: boolean,
+  created: number,
+  standIn: boolean,
+  volumes: Record<string, string>,
+  standInDir: string | undefined,
+): string {
   const here = process.cwd();
+  const prefix = standInDir ? `MOONMIND_DATA_DIR=${relative(here, standInDir) || "."} ` : "";
   return `
 MoonMind Runtime is up${ownServer ? " with a local nats-server" : ""} (${created} streams, buckets and consumers created).
 
@@ -79,8 +110,8 @@ MoonMind Runtime is up${ownServer ? " with a local nats-server" : ""} (${created
   log in with:   npx moonmind auth codex|claude|gemini   (or tools/auth-<runtime>-volume.sh)
 
 From another terminal in ${here}:
-  npx moonmind submit --repository "$PWD" --instructions 'write NOTES.md: hello' --wait
-  npx moonmind watch --workers
+  ${prefix}npx moonmind submit --repository "$PWD" --instructions 'write NOTES.md: hello' --wait
+  ${prefix}npx moonmind watch --workers
   nats --server ${url} pub jobs.submit '{"repository":"${here}","instructions":"say hello"}'
   nats --server ${url} sub 'status.>'
 

@@ -1,0 +1,65 @@
+/**
+ * `moonmind worker` is one process: killing the command kills the actor (no orphan heartbeating
+ * on), and SIGTERM ends it in bounded time even when its nats-server has gone away.
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startStack, type TestStack } from "../helpers/stack.js";
+import { waitForWorkerEvent } from "../helpers/worker-events.js";
+
+const BIN = join(import.meta.dirname, "../../src/cli/bin.mjs");
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(() => stack.stop());
+
+/** `moonmind worker` in a process group of its own, as a shell or a container runs it. */
+async function startWorkerCommand(id: string) {
+  const online = waitForWorkerEvent(stack.nc, (e) => e.workerId === id && e.type === "online", 30_000);
+  const child = spawn(process.execPath, [BIN, "worker"], {
+    env: { ...process.env, ...stack.env, MOONMIND_WORKER_ID: id },
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: true,
+  });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  await online;
+  return { child, exit };
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("moonmind worker", () => {
+  it("runs its actor in its own process: SIGKILL of the command leaves nothing running", async () => {
+    const w = await startWorkerCommand("w-cli-kill");
+    w.child.kill("SIGKILL");
+    expect((await w.exit).signal).toBe("SIGKILL");
+    await vi.waitFor(() => expect(groupAlive(w.child.pid!)).toBe(false), { timeout: 5_000, interval: 50 });
+  });
+
+  it("stops on SIGTERM within its bounds when nats-server is gone", async () => {
+    const w = await startWorkerCommand("w-cli-orphan");
+    await stack.stopServer();
+    try {
+      const started = Date.now();
+      w.child.kill("SIGTERM");
+      const { code } = await w.exit;
+      expect(code).toBe(0);
+      // Each stop step that talks to NATS is bounded (5 s); the rest is local.
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(groupAlive(w.child.pid!)).toBe(false);
+    } finally {
+      await stack.startServer();
+    }
+  }, 40_000);
+});
