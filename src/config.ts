@@ -51,6 +51,7 @@ export const SETTINGS = {
   MOONMIND_AUTH_TTL_MS: [int(1_000, 86_400_000).default(300_000), "How long a passed login check is trusted before it is re-run."],
   MOONMIND_TOKEN_BROKER: [bool.default(true), "Route codex token refreshes through the worker's single-flight broker."],
   MOONMIND_AGENT_USER: [optionalString, "Run agent CLIs as this user (name or uid) when the worker runs as root."],
+  MOONMIND_AGENT_SANDBOX: [z.enum(["auto", "bwrap", "none"]).default("auto"), "Agent isolation: bwrap (its own PID namespace, only its workspace writable), auto (bwrap where it works), none."],
   MOONMIND_CODEX_BIN: [optionalString, "Codex CLI binary (default: codex on PATH, else the pinned package)."],
   MOONMIND_CODEX_MODEL: [optionalString, "Model for codex jobs that name none."],
   MOONMIND_CODEX_SANDBOX: [z.enum(["read-only", "workspace-write", "danger-full-access"]).default("workspace-write"), "codex exec --sandbox mode."],

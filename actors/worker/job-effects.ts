@@ -39,6 +39,8 @@ export interface JobDeps {
   isWorkerAlive: (workerId: string) => Promise<boolean>;
   /** The user agent CLIs run as, when the worker runs as root and one is configured. */
   agentUser?: AgentUser | undefined;
+  /** Agents run in bubblewrap (their own PID namespace, only their run's directory writable) when set. */
+  sandbox?: { bwrap: string; hide: string[] } | undefined;
   log: Logger;
   settings: {
     jobTimeoutMs: number;
@@ -273,6 +275,9 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     const errors: string[] = [];
     const result = await runProcess(inv, {
       signal,
+      sandbox: deps.sandbox
+        ? { jobDir: ws.dir, writable: [ws.repoDir, ws.outDir, home.dir], hide: deps.sandbox.hide, bwrap: deps.sandbox.bwrap }
+        : undefined,
       // The machine's own timer stops the job first; this bound only guards against a stuck kill.
       timeoutMs: deps.settings.jobTimeoutMs + deps.settings.killGraceMs + 5_000,
       killGraceMs: deps.settings.killGraceMs,
@@ -288,6 +293,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
       },
     });
     batcher.flush();
+    if (result.survivors?.length) log.error({ jobId: job.id, survivors: result.survivors }, "agent processes that would not die");
     const writeBack = await home.writeBack().catch((err: unknown) => {
       log.warn({ err, jobId: job.id }, "could not write rotated credentials back to the volume");
       return "failed";

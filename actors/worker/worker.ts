@@ -25,6 +25,8 @@ import type { Runtime } from "../../src/schemas/runtime.js";
 import { parseJson } from "../../src/json.js";
 import { startupProblems } from "../../src/startup.js";
 import { resolveAgentUser } from "../../src/runtimes/agent-user.js";
+import { killOrphanAgents } from "../../src/runtimes/process.js";
+import { resolveSandbox } from "../../src/runtimes/sandbox.js";
 import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer } from "../../src/subjects.js";
 import { VERSION } from "../../src/version.js";
 import { WorkspaceManager } from "../../src/workspace/git.js";
@@ -182,9 +184,7 @@ export class Worker implements AsyncDisposable {
       this.log.info({ runtime: adapter.runtime, bin: adapter.bin, version }, "agent CLI");
     }
     const problems = startupProblems(this.config);
-    if (process.getuid?.() === 0 && !this.deps.agentUser) {
-      this.log.warn("agent CLIs run as root: set MOONMIND_AGENT_USER to run them as an unprivileged user");
-    }
+    await this.isolateAgents(problems);
     for (const login of this.logins.values()) {
       try {
         await login.adapter.prepareVolume(login.volume);
@@ -205,6 +205,36 @@ export class Worker implements AsyncDisposable {
       .map((l) => ({ login: l.key, message: l.auth.getSnapshot().context.last?.result.message ?? l.adapter.remedy(l.volume) }));
     for (const p of problems) this.log.error({ problem: p }, "start-up check failed");
     return { notReady, problems };
+  }
+
+  /**
+   * Agents of an earlier life of any worker on this disk are stopped, and the sandbox chosen:
+   * bubblewrap where it works (MOONMIND_AGENT_SANDBOX=auto), or a named reason it does not.
+   */
+  private async isolateAgents(problems: string[]): Promise<void> {
+    const env = this.config.env;
+    const orphans = await killOrphanAgents({ workdir: this.config.workdir, graceMs: env.MOONMIND_KILL_GRACE_MS });
+    if (orphans.killed.length > 0) this.log.warn({ killed: orphans.killed.length, survivors: orphans.survivors }, "stopped agents whose worker is gone");
+    try {
+      const sandbox = await resolveSandbox(env.MOONMIND_AGENT_SANDBOX, { user: this.deps.agentUser });
+      if (sandbox.kind === "bwrap" && sandbox.bwrap) {
+        const volumes = [...this.logins.values()].map((l) => l.volume.path);
+        this.deps.sandbox = { bwrap: sandbox.bwrap, hide: [...(env.NATS_CREDS ? [env.NATS_CREDS] : []), ...volumes] };
+        this.log.info({ sandbox: "bwrap" }, "agents run in a sandbox: their own PID namespace, only their run's directory writable");
+      } else {
+        const why = sandbox.reason ?? "no sandbox";
+        if (process.getuid?.() === 0 && this.deps.agentUser) {
+          this.log.warn({ reason: why }, "agents run without a sandbox, as MOONMIND_AGENT_USER: they cannot read this worker's environment, but can see other runs' processes");
+        } else {
+          this.log.warn(
+            { reason: why },
+            "agents run without a sandbox as this worker's user: they can read its environment (NATS credentials, keys). Install bubblewrap (tools/install-bubblewrap.sh), or run as root with MOONMIND_AGENT_USER",
+          );
+        }
+      }
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
   }
 
   private async startServing(paused: string[], signal: AbortSignal): Promise<void> {

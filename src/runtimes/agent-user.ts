@@ -1,9 +1,9 @@
 /**
  * Agent CLIs run as a non-root user where the platform allows: when the worker runs as root and
  * MOONMIND_AGENT_USER names a user, each job's directory is handed to that user and the CLI is
- * started with its uid and gid.
+ * started with its uid and gid (inside the sandbox: by setpriv, after bwrap has set it up as root).
  */
-import { chown, readdir, lstat } from "node:fs/promises";
+import { lchown, readdir, lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { ConfigError } from "../errors.js";
@@ -31,7 +31,16 @@ export function resolveAgentUser(spec: string | undefined): AgentUser | undefine
 /** Hands a directory tree to the agent user (symlinks themselves, never their targets). */
 export async function chownTree(path: string, user: AgentUser): Promise<void> {
   const stat = await lstat(path);
-  await chown(path, user.uid, user.gid);
+  // lchown: a link in the checkout (x -> /etc/shadow) must hand over the link, never its target.
+  await lchown(path, user.uid, user.gid);
   if (!stat.isDirectory()) return;
   for (const entry of await readdir(path)) await chownTree(join(path, entry), user);
+}
+
+/**
+ * The argv prefix that drops to the agent user: used inside the sandbox, where bwrap runs as root
+ * (no user namespace needed) and the CLI must not. Groups cleared, no inheritable capabilities.
+ */
+export function dropPrivilegesArgv(user: { uid: number; gid: number }, setpriv = "/usr/bin/setpriv"): string[] {
+  return [setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--inh-caps=-all", "--"];
 }

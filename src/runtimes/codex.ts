@@ -4,7 +4,7 @@
  * Runs: `codex exec` with approval_policy="never", a sandbox mode, JSONL events, stdin closed and
  * the final message written to a file, in a private CODEX_HOME seeded from the volume.
  */
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
 import { redactText } from "../secrets.js";
@@ -123,13 +123,17 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
   async prepareHome(volume: LoginVolume, runDir: string): Promise<PrivateHome> {
     // Refreshes go through the broker; without one, straight to the configured token endpoint.
     const refresh = this.settings.brokerUrl?.(volume) ?? this.settings.refreshUrl;
+    // A temp dir of the run's own: where bubblewrap is installed, codex 0.169 sets its sandbox
+    // helper up under TMPDIR and its workspace-write sandbox fails when that is the shared /tmp.
+    const tmp = join(runDir, "tmp");
+    await mkdir(tmp, { recursive: true, mode: 0o700 });
     return seedHome(
       volume,
       join(runDir, "codex-home"),
       {
         copy: ["auth.json", "config.toml", "AGENTS.md", "instructions.md"],
         credential: { file: "auth.json", validate: isUsableCodexAuth },
-        env: (home) => ({ CODEX_HOME: home, HOME: home, CODEX_REFRESH_TOKEN_URL_OVERRIDE: refresh }),
+        env: (home) => ({ CODEX_HOME: home, HOME: home, TMPDIR: tmp, CODEX_REFRESH_TOKEN_URL_OVERRIDE: refresh }),
       },
       this.settings.writer,
     );

@@ -23,7 +23,8 @@ let intake: Intake;
 let events: EventLog;
 
 beforeAll(async () => {
-  stack = await startStack({ MOONMIND_WORKER_SHARDS: "0-2", MOONMIND_WORKER_CONCURRENCY: "4" });
+  // The agents' ledgers (the side channel) live outside their workspaces, where a sandboxed agent cannot write.
+  stack = await startStack({ MOONMIND_WORKER_SHARDS: "0-2", MOONMIND_WORKER_CONCURRENCY: "4", MOONMIND_AGENT_SANDBOX: "none" });
   events = recordJobEvents(stack.nc);
   intake = await startIntake(stack);
 });

@@ -20,7 +20,8 @@ let events: EventLog;
 const BIN = join(import.meta.dirname, "../../src/cli/bin.mjs");
 
 beforeAll(async () => {
-  stack = await startStack({ MOONMIND_AUTH_TTL_MS: "1000" });
+  // The stand-in keeps its marker files outside the workspace, where a sandboxed agent cannot write.
+  stack = await startStack({ MOONMIND_AUTH_TTL_MS: "1000", MOONMIND_AGENT_SANDBOX: "none" });
   events = recordJobEvents(stack.nc);
   intake = await startIntake(stack);
 });

@@ -17,7 +17,8 @@ let intake: Intake;
 let events: EventLog;
 
 beforeAll(async () => {
-  stack = await startStack({ MOONMIND_WORKER_SHARDS: "0-2" });
+  // The stand-in keeps its marker files outside the workspace, where a sandboxed agent cannot write.
+  stack = await startStack({ MOONMIND_WORKER_SHARDS: "0-2", MOONMIND_AGENT_SANDBOX: "none" });
   events = recordJobEvents(stack.nc);
   intake = await startIntake(stack);
 });
