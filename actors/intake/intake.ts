@@ -5,7 +5,7 @@
  * Only intake's own failures (the server unreachable, a timeout) hand a message back.
  * Any replica may take any message; nothing here depends on which one does.
  */
-import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../../src/config.js";
@@ -62,11 +62,33 @@ export class Intake implements AsyncDisposable {
     this.watcher = new MaxDeliveriesWatcher(this.nc, await jetstreamManager(this.nc), this.runs, this.publisher, this.log);
     this.watcher.start();
     const consumer = await this.js.consumers.get(STREAMS.jobs, INTAKE_CONSUMER);
-    this.messages = await consumer.consume({ max_messages: 64 });
-    this.loop = (async () => {
-      for await (const msg of this.messages!) await this.handle(msg);
-    })();
+    this.messages = await consumer.consume({ max_messages: 64, abort_on_missing_resource: true });
+    this.loop = this.consume(consumer);
     this.log.info({ subject: SUBJECTS.submit, consumer: INTAKE_CONSUMER }, "intake serving");
+  }
+
+  /**
+   * Until stopped: a consumer that fails or ends is consumed again. `abort_on_missing_resource`
+   * makes a deleted consumer end the iterator at once; otherwise the client waits for two missed
+   * heartbeats before it looks again.
+   */
+  private async consume(consumer: Consumer): Promise<void> {
+    for (;;) {
+      try {
+        for await (const msg of this.messages!) await this.handle(msg);
+      } catch (err) {
+        if (this.stopping) return;
+        this.log.error({ err }, "intake's consumer failed; consuming again in 1 s");
+      }
+      if (this.stopping) return;
+      await new Promise((r) => setTimeout(r, 1_000));
+      if (this.stopping) return;
+      try {
+        this.messages = await (await this.js.consumers.get(STREAMS.jobs, INTAKE_CONSUMER).catch(() => consumer)).consume({ max_messages: 64, abort_on_missing_resource: true });
+      } catch (err) {
+        this.log.warn({ err }, "intake's consumer is not back yet");
+      }
+    }
   }
 
   /**
