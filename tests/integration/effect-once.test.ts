@@ -15,7 +15,9 @@ import { newRunRecord } from "../../src/runs/record.js";
 import { route } from "../../src/routing.js";
 import { JobRequestSchema } from "../../src/schemas/job.js";
 import { BUCKETS, INTAKE_CONSUMER, OBJECT_STORES, STREAMS, SUBJECTS, deadSubject, shardConsumer } from "../../src/subjects.js";
+import { spawnActor } from "../../src/cli/commands/actor.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
+import { waitForWorkerEvent } from "../helpers/worker-events.js";
 import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 
 let stack: TestStack;
@@ -126,6 +128,32 @@ describe("a checkout slower than ack_wait", () => {
       await stopAll(a, b);
     }
   });
+});
+
+describe("an agent printing one huge line", () => {
+  it("does not stall the worker's heartbeat: no other worker takes the job over, its agent runs once", async () => {
+    // Worker processes of their own: a stalled event loop must not stall the other worker too.
+    const spawnWorker = async (id: string) => {
+      const online = waitForWorkerEvent(stack.nc, (e) => e.workerId === id && e.type === "online", 30_000);
+      const child = spawnActor("worker", { ...process.env, ...stack.env, MOONMIND_WORKER_SHARDS: "0-2", MOONMIND_WORKER_ID: id }, { stdio: "pipe" });
+      child.stdout?.resume();
+      child.stderr?.resume();
+      const exited = new Promise((r) => child.once("exit", r));
+      await online;
+      return { stop: async () => void (child.kill("SIGTERM"), await exited) };
+    };
+    const a = await spawnWorker("w-huge-a");
+    const b = await spawnWorker("w-huge-b");
+    try {
+      const id = "huge-line";
+      await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: stack.repo, instructions: `ledger ${ledger(id)}\nshout 320000\nshout 320000\nsay done` }));
+      expect(await events.waitFor(terminal(id), 90_000)).toMatchObject({ type: "succeeded", attempt: 1 });
+      expect(events.events.filter((e) => e.jobId === id && e.type === "claimed")).toHaveLength(1);
+      expect(runsOf(id)).toBe(1);
+    } finally {
+      await stopAll(a, b);
+    }
+  }, 120_000);
 });
 
 describe("the run record says what runs", () => {
