@@ -44,6 +44,7 @@ export const JOB_EVENTS = [
   "failed",
   "cancelled",
   "retrying",
+  "waiting",
 ] as const;
 export type JobEventType = (typeof JOB_EVENTS)[number];
 

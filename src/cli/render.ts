@@ -27,6 +27,8 @@ export function describeJobEvent(e: JobEvent): string {
       return `cancelled: ${e.reason}`;
     case "retrying":
       return `retrying in ${(e.delayMs / 1000).toFixed(1)} s after attempt ${e.attempt}: ${e.error.code}: ${e.error.message}`;
+    case "waiting":
+      return `waiting: ${e.reason}`;
   }
 }
 

@@ -57,6 +57,8 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     delayMs: z.number().int(),
     error: RunErrorSchema,
   }),
+  /** No ready worker serves the job's shard: why, and the remedy. The job goes on by itself once one is. */
+  z.object({ type: z.literal("waiting"), ...jobBase, subject: z.string(), reason: z.string() }),
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
 export type JobEventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>;
@@ -96,6 +98,24 @@ export const WorkerEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("offline"), ...workerBase, reason: z.string() }),
 ]);
 export type WorkerEvent = z.infer<typeof WorkerEventSchema>;
+
+/**
+ * `status.submissions.<id>.<type>`: what happened to a submission judged apart from the job its id
+ * names — a rejected body under an existing id, or the same id submitted again.
+ */
+export const SubmissionEventSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("rejected"), at: z.string(), jobId: z.string(), reason: z.string(), field: z.string().optional() }),
+  z.object({
+    type: z.literal("duplicate"),
+    at: z.string(),
+    jobId: z.string(),
+    /** The existing run's state. */
+    state: RunStateSchema,
+    /** Whether the submitted request equals the stored one (a retried publish) or differs (a clash). */
+    sameRequest: z.boolean(),
+  }),
+]);
+export type SubmissionEvent = z.infer<typeof SubmissionEventSchema>;
 
 /** The worker's entry in KV `workers`, refreshed by every heartbeat. */
 export const WorkerRecordSchema = z.object({

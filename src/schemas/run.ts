@@ -61,6 +61,8 @@ export const RunRecordSchema = z.object({
     })
     .optional(),
   lastError: RunErrorSchema.optional(),
+  /** Set while no ready worker serves the job's shard: why, since when, and the remedy in `reason`. */
+  waiting: z.object({ reason: z.string(), since: z.string() }).optional(),
   artifacts: z.array(z.string()),
   /** The job's skill and workflow stage, as on every event. */
   meta: JobMetaSchema.optional(),
