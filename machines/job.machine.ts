@@ -77,6 +77,14 @@ const handBack = {
   }),
 } as const;
 
+/** Cancelled before the agent started: nothing to stop, the run is recorded cancelled. */
+const cancelBeforeStart = {
+  target: "#job.cancelling",
+  actions: assign<JobContext, Extract<JobMachineEvent, { type: "CANCEL" }>, undefined, JobMachineEvent, never>({
+    error: ({ event }) => ({ code: "CANCELLED", message: event.reason }),
+  }),
+} as const;
+
 /**
  * A record write failed after the host's own retries. A conflict: the run is another worker's
  * now, leave its message alone. Anything else: hand the message back for a later delivery.
@@ -221,7 +229,7 @@ export const jobMachine = setup({
       },
     },
     preflight: {
-      on: { RELEASE: handBack },
+      on: { RELEASE: handBack, CANCEL: cancelBeforeStart },
       invoke: {
         src: "preflight",
         input: ({ context }) => ({ job: context.job, attempt: context.attempt }),
@@ -246,7 +254,7 @@ export const jobMachine = setup({
       },
     },
     preparing: {
-      on: { RELEASE: handBack },
+      on: { RELEASE: handBack, CANCEL: cancelBeforeStart },
       invoke: {
         src: "prepareWorkspace",
         input: ({ context }) => ({ job: context.job, attempt: context.attempt }),

@@ -259,7 +259,17 @@ export class Worker implements AsyncDisposable {
     this.control = await step(
       startControl(
         this.nc,
-        { id: this.id, runtimes: this.config.workerRuntimes, logins: () => [...this.logins.values()], stop: (r) => this.stop(r) },
+        {
+          id: this.id,
+          runtimes: this.config.workerRuntimes,
+          logins: () => [...this.logins.values()],
+          stop: (r) => this.stop(r),
+          cancel: (jobId, reason) => {
+            const job = this.running.get(jobId);
+            job?.actor.send({ type: "CANCEL", reason });
+            return job !== undefined;
+          },
+        },
         this.log,
       ),
     );

@@ -280,6 +280,19 @@ describe("job machine", () => {
   });
 });
 
+describe("job machine: cancel before the agent starts", () => {
+  it("records cancelled from preflight without preparing or running anything", async () => {
+    const check = deferred<PreflightResult>();
+    const t = start({ preflight: () => check.promise });
+    await waitFor(t.actor, (s) => s.matches("preflight"));
+    t.actor.send({ type: "CANCEL", reason: "cancelled by operator" });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "term" });
+    expect(t.failures).toEqual([{ state: "cancelled", code: "CANCELLED" }]);
+    expect(t.calls).not.toContain("runAgent");
+  });
+});
+
 describe("job machine: stopping an agent waits until it is gone", () => {
   it.each([
     ["a cancel", (t: ReturnType<typeof start>) => t.actor.send({ type: "CANCEL", reason: "cancelled by operator" }), "recordFailure"],
