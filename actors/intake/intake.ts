@@ -19,6 +19,8 @@ import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
 import { redactText } from "../../src/secrets.js";
 import { newJobId, parseSubmission, type SubmissionOptions, type SubmissionResult } from "../../src/submission.js";
 import { BUCKETS, INTAKE_CONSUMER, STREAMS, SUBJECTS, submissionEventSubject } from "../../src/subjects.js";
+import { canonicalJson } from "../../src/json.js";
+import { WorkerDirectory } from "../../src/workers/directory.js";
 import { MaxDeliveriesWatcher } from "./max-deliveries.js";
 
 type Rejection = Extract<SubmissionResult, { ok: false }>;
@@ -40,6 +42,7 @@ export class Intake implements AsyncDisposable {
   private runs!: RunStore;
   private messages: ConsumerMessages | undefined;
   private watcher: MaxDeliveriesWatcher | undefined;
+  private directory: WorkerDirectory | undefined;
   private loop: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -58,7 +61,10 @@ export class Intake implements AsyncDisposable {
   }
 
   async start(): Promise<void> {
-    this.runs = new RunStore(await new Kvm(this.nc).open(BUCKETS.runs));
+    const kvm = new Kvm(this.nc);
+    this.runs = new RunStore(await kvm.open(BUCKETS.runs));
+    this.directory = new WorkerDirectory(await kvm.open(BUCKETS.workers), this.config.env.MOONMIND_WORKER_TTL_MS);
+    await this.directory.start();
     this.watcher = new MaxDeliveriesWatcher(this.nc, await jetstreamManager(this.nc), this.runs, this.publisher, this.log);
     this.watcher.start();
     const consumer = await this.js.consumers.get(STREAMS.jobs, INTAKE_CONSUMER);
@@ -186,7 +192,11 @@ export class Intake implements AsyncDisposable {
       }
       if (existing) {
         const ack = await this.js.publish(existing.record.subject, JSON.stringify(existing.record.request), { msgID: job.id });
-        this.log.info({ jobId: job.id, state: existing.record.state, deduped: ack.duplicate }, "duplicate job id; not run again");
+        // Said on a subject of its own: the job's history stays the job's.
+        const sameRequest = canonicalJson(existing.record.request) === canonicalJson(job);
+        const event = { type: "duplicate", at: new Date().toISOString(), jobId: job.id, state: existing.record.state, sameRequest };
+        await this.js.publish(submissionEventSubject(job.id, "duplicate"), JSON.stringify(event));
+        this.log.info({ jobId: job.id, state: existing.record.state, sameRequest, deduped: ack.duplicate }, "duplicate job id; not run again");
         return { kind: "routed", jobId: job.id, subject: existing.record.subject, duplicate: true };
       }
     }
@@ -208,7 +218,21 @@ export class Intake implements AsyncDisposable {
       key: r.key,
     }, meta);
     this.log.info({ jobId: job.id, subject: r.subject }, "job routed");
+    await this.sayWhyItWaits(job, r.shard, r.subject);
     return { kind: "routed", jobId: job.id, subject: r.subject, duplicate: false };
+  }
+
+  /**
+   * A job whose shard no ready worker serves says so at once, with the remedy, on its events and
+   * its record. It goes on by itself when a worker is ready: the claim clears the field.
+   */
+  private async sayWhyItWaits(job: JobRequest, shard: number, subject: string): Promise<void> {
+    const readiness = this.directory?.readiness(job.targetRuntime, shard);
+    if (!readiness || readiness.ready || !readiness.reason) return;
+    const reason = readiness.reason;
+    const since = new Date().toISOString();
+    await this.runs.update(job.id, (r) => (r.state === "queued" ? { ...r, waiting: { reason, since }, updatedAt: since } : undefined));
+    await this.publisher.job(job.id, { type: "waiting", subject, reason }, jobMeta(job));
   }
 
   stop(): Promise<void> {
@@ -217,6 +241,7 @@ export class Intake implements AsyncDisposable {
         await this.messages?.close();
         await this.loop;
         await this.watcher?.stop();
+        this.directory?.stop();
       } catch (err) {
         this.log.warn({ err }, "closing the intake consumer failed");
       }

@@ -20,7 +20,7 @@ export function decideClaim(record: RunRecord, workerId: string, holderAlive: bo
 }
 
 export function claimed(record: RunRecord, workerId: string, nowIso: string): RunRecord {
-  const { nextAttemptAt: _drop, preflight: _stale, ...rest } = record;
+  const { nextAttemptAt: _drop, preflight: _stale, waiting: _served, ...rest } = record;
   return {
     ...rest,
     state: "running",

@@ -68,7 +68,8 @@ describe("intake rejects bad input", () => {
 
   it("reports a rejection under an existing job's id on a subject of its own, leaving that job's history alone", async () => {
     await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "taken-1", repository: "org/repo", instructions: "x" }));
-    await events.waitFor((e) => e.jobId === "taken-1" && e.type === "routed");
+    // No worker serves its shard here, so its history ends with why it waits.
+    await events.waitFor((e) => e.jobId === "taken-1" && e.type === "waiting");
     const seen: unknown[] = [];
     const sub = stack.nc.subscribe("status.submissions.taken-1.>", { callback: (_err, m) => void seen.push({ subject: m.subject, body: m.json() }) });
     try {
@@ -82,7 +83,7 @@ describe("intake rejects bad input", () => {
       body: { type: "rejected", jobId: "taken-1", field: "repository", reason: expect.stringMatching(/repository/) },
     });
     // The job's own history has no rejection, neither live nor in STATUS, and its record is untouched.
-    expect(events.events.filter((e) => e.jobId === "taken-1").map((e) => e.type)).toEqual(["accepted", "routed"]);
+    expect(events.events.filter((e) => e.jobId === "taken-1").map((e) => e.type)).toEqual(["accepted", "routed", "waiting"]);
     expect(await stack.jsm.streams.getMessage(STREAMS.status, { last_by_subj: "status.jobs.taken-1.rejected" }).catch(() => null)).toBeNull();
     expect((await stack.runs.get("taken-1"))!.record.state).toBe("queued");
     // The DEAD copy still goes where operators look for it.
