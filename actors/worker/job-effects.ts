@@ -153,7 +153,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           }
           const taken = claimed(current.record, deps.workerId, nowIso());
           // How many jobs still wait behind this one on its shard, as the server counted at delivery.
-          const next = { ...taken, diagnostics: { ...taken.diagnostics, pending: msg.info.pending } };
+          const next = { ...taken, diagnostics: { ...taken.diagnostics, pending: msg.info.pending, deliveries: msg.info.deliveryCount } };
           try {
             await runs.replace(job.id, next, current.revision);
           } catch (err) {
@@ -168,12 +168,17 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
 
       preflight: fromPromise(async () => {
         const result = await login.preflight();
-        await updateOwned((r) => ({
+        const stored = await updateOwned((r) => ({
           ...r,
           preflight: result,
           diagnostics: { ...r.diagnostics, volumeName: login.volume.name, volumePath: login.volume.path },
           updatedAt: nowIso(),
         }));
+        // The run's queue and volume facts, for operators following the worker.
+        const detail = { jobId: job.id, ...stored?.record.diagnostics, preflight: result };
+        publisher
+          .worker(deps.workerId, { type: "diagnostics", detail })
+          .catch((err: unknown) => log.warn({ err, jobId: job.id }, "diagnostics event not published"));
         return result;
       }),
 

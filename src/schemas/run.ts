@@ -42,6 +42,8 @@ export const RunRecordSchema = z.object({
     queue: z.string(),
     consumer: z.string(),
     pending: z.number().int().optional(),
+    /** Which delivery of the shard message this attempt runs on. */
+    deliveries: z.number().int().optional(),
     volumeName: z.string().optional(),
     volumePath: z.string().optional(),
   }),

@@ -124,6 +124,15 @@ describe("a checkout slower than ack_wait", () => {
       expect(events.events.filter((e) => e.jobId === id && e.type === "claimed")).toHaveLength(1);
       expect(await deliveries()).toBe(before + 1);
       expect(runsOf(id)).toBe(1);
+      // The run's queue and volume facts are on its record.
+      expect((await stack.runs.get(id))!.record.diagnostics).toMatchObject({
+        queue: r.subject,
+        consumer: r.consumer,
+        deliveries: 1,
+        pending: expect.any(Number),
+        volumeName: "codex_auth_volume",
+        volumePath: stack.env.CODEX_VOLUME_PATH,
+      });
     } finally {
       await stopAll(a, b);
     }

@@ -20,7 +20,7 @@ const submissions: SubmissionEvent[] = [];
 beforeAll(async () => {
   stack = await startStack({ MOONMIND_CODEX_SHARDS: "1" });
   events = recordJobEvents(stack.nc);
-  stack.nc.subscribe(submissionEventFilter(), { callback: (_e, m) => submissions.push(SubmissionEventSchema.parse(m.json())) });
+  stack.nc.subscribe(submissionEventFilter(), { callback: (_e, m) => void submissions.push(SubmissionEventSchema.parse(m.json())) });
   intake = await startIntake(stack);
 });
 
