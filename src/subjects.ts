@@ -144,3 +144,25 @@ export const SERVICES = {
   ops: "moonmind-ops",
   worker: "moonmind-worker",
 } as const;
+
+/** The queue group every `moonmind-ops` replica joins, so each request is answered once. */
+export const OPS_QUEUE = "moonmind-ops";
+
+/** The `moonmind-ops` service's endpoint subjects (request/reply, JSON in and out; see src/schemas/ops.ts). */
+export const OPS = {
+  shards: "ops.shards",
+  workers: "ops.workers",
+  runsList: "ops.runs.list",
+  runsGet: "ops.runs.get",
+  runsCancel: "ops.runs.cancel",
+  runsRetry: "ops.runs.retry",
+  runsPreflight: "ops.runs.preflight",
+  deadList: "ops.dead.list",
+  deadReplay: "ops.dead.replay",
+} as const;
+export type OpsEndpoint = (typeof OPS)[keyof typeof OPS];
+
+/** A worker's control endpoints (`moonmind-worker` service): `worker.<id>.<verb>`. */
+export function workerControlSubject(workerId: string, verb: "preflight" | "drain" | "cancel"): string {
+  return `worker.${workerId}.${verb}`;
+}

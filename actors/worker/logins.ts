@@ -29,9 +29,10 @@ export class Login {
     this.auth = createActor(
       authMachine.provide({
         actors: {
-          check: fromPromise(async (): Promise<AuthCheck> => {
+          // The signal ends a check under way when the login stops: no CLI outlives its worker.
+          check: fromPromise(async ({ signal }): Promise<AuthCheck> => {
             try {
-              return await adapter.check(volume);
+              return await adapter.check(volume, signal);
             } catch (err) {
               log.error({ err, login: this.key }, "login check threw");
               return {

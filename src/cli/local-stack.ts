@@ -1,6 +1,6 @@
 /**
  * The processes of a one-machine stack: a local nats-server (unless NATS_URL names one),
- * provisioning, intake and the given workers as child processes, and an ordered stop.
+ * provisioning, intake, ops and the given workers as child processes, and an ordered stop.
  * `moonmind dev` and `moonmind demo` both run on it.
  *
  * - The data dir is locked: a second stack on the same store is refused, a stale lock taken over.
@@ -14,10 +14,12 @@ import type { ChildProcess } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Config } from "../config.js";
+import { Kvm } from "@nats-io/kv";
 import { connectNats } from "../nats/connect.js";
 import { provision, type ProvisionReport } from "../nats/provision.js";
 import { startNatsServer, type NatsServer } from "../nats/server.js";
 import { DEV_URL_FILE } from "../nats/url.js";
+import { BUCKETS } from "../subjects.js";
 import { spawnActor, type ActorName } from "./commands/actor.js";
 import { lockDataDir } from "./data-dir-lock.js";
 
@@ -66,7 +68,7 @@ export async function startLocalStack(
     }
     const nc = await connectNats({ servers: url, name: "moonmind-local-stack" });
     const report = await provision(nc, config).finally(() => nc.close());
-    return supervise({ config, opts, dataDir, url, server, report, release: async () => {
+    return await supervise({ config, opts, dataDir, url, server, report, release: async () => {
       if (server) {
         await server.stop();
         await rm(urlFile, { force: true });
@@ -81,7 +83,30 @@ export async function startLocalStack(
   }
 }
 
-function supervise(s: {
+/**
+ * Resolves once every named worker has its entry in KV `workers` (it is serving or paused), so
+ * "the stack is up" means what it says; gives up quietly after `timeoutMs`.
+ */
+async function untilWorkersUp(url: string, ids: string[], timeoutMs: number): Promise<void> {
+  if (ids.length === 0) return;
+  const nc = await connectNats({ servers: url, name: "moonmind-local-stack" });
+  try {
+    const kv = await new Kvm(nc).open(BUCKETS.workers);
+    const watch = await kv.watch();
+    const seen = new Set<string>();
+    const timer = setTimeout(() => watch.stop(), timeoutMs);
+    for await (const e of watch) {
+      if (e.operation === "PUT" && ids.includes(e.key)) seen.add(e.key);
+      if (seen.size === ids.length) break;
+    }
+    clearTimeout(timer);
+    watch.stop();
+  } finally {
+    await nc.close();
+  }
+}
+
+async function supervise(s: {
   config: Config;
   opts: { baseEnv: NodeJS.ProcessEnv; workers: WorkerSpec[]; quiet?: boolean; stopGraceMs?: number };
   dataDir: string;
@@ -89,11 +114,12 @@ function supervise(s: {
   server: NatsServer | undefined;
   report: ProvisionReport;
   release: () => Promise<void>;
-}): LocalStack {
+}): Promise<LocalStack> {
   const env: NodeJS.ProcessEnv = { ...s.opts.baseEnv, NATS_URL: s.url, MOONMIND_DATA_DIR: s.dataDir };
   const stdio = s.opts.quiet ? "pipe" : "inherit";
   const specs: Array<{ name: string; actor: ActorName; env: NodeJS.ProcessEnv }> = [
     { name: "intake", actor: "intake", env },
+    { name: "ops", actor: "ops", env },
     ...s.opts.workers.map((w) => ({ name: w.name, actor: "worker" as const, env: { ...env, ...w.env } })),
   ];
   const children = new Map<string, ChildProcess>();
@@ -130,6 +156,8 @@ function supervise(s: {
     });
   };
   for (const spec of specs) launch(spec, 0);
+  const workerIds = s.opts.workers.map((w) => w.env.MOONMIND_WORKER_ID).filter((id): id is string => id !== undefined);
+  await untilWorkersUp(s.url, workerIds, 60_000);
 
   const graceMs = s.opts.stopGraceMs ?? s.config.env.MOONMIND_STOP_GRACE_MS + s.config.env.MOONMIND_KILL_GRACE_MS + 10_000;
   return {

@@ -167,5 +167,5 @@ describe("the one-machine stack", () => {
     process.kill(-dev.child.pid!, "SIGINT");
     expect(await dev.exit).toBe(0);
     expect(stackProcesses()).toEqual([]);
-  });
+  }, 120_000);
 });

@@ -1,5 +1,5 @@
 /**
- * `moonmind intake|worker`: each actor runs alone, as compose runs them — in this very process,
+ * `moonmind intake|ops|worker`: each actor runs alone, as compose runs them — in this very process,
  * so a signal (or a kill) of the command is one of the actor. `moonmind dev` starts them as
  * child processes instead, each watching its launcher through a stdin pipe.
  */
@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { STOP_WITH_PARENT_ENV } from "../../actor-host.js";
 import { PROJECT_ROOT } from "../../nats/server.js";
 
-export const ACTORS = ["intake", "worker"] as const;
+export const ACTORS = ["intake", "ops", "worker"] as const;
 export type ActorName = (typeof ACTORS)[number];
 
 export function actorEntry(name: ActorName): string {
