@@ -2,16 +2,27 @@
  * Reading status events as history and live in one ordered stream: an ordered consumer on
  * STATUS replays what is stored and goes on with what arrives, with no gap between the two.
  */
-import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { JobEventSchema, WorkerEventSchema, type JobEvent, type WorkerEvent } from "../schemas/events.js";
+import {
+  JobEventSchema,
+  SubmissionEventSchema,
+  WorkerEventSchema,
+  type JobEvent,
+  type SubmissionEvent,
+  type WorkerEvent,
+} from "../schemas/events.js";
 import { parseJson } from "../json.js";
 import { STREAMS } from "../subjects.js";
 
-export type StatusEvent = { kind: "job"; event: JobEvent } | { kind: "worker"; event: WorkerEvent };
+export type StatusEvent =
+  | { kind: "job"; event: JobEvent }
+  | { kind: "worker"; event: WorkerEvent }
+  | { kind: "submission"; event: SubmissionEvent };
 
 export interface FollowOptions {
-  filter: string;
+  /** One subject filter or several (status.jobs.<id>.* and status.submissions.<id>.*, say). */
+  filter: string | string[];
   /** Replay from this time; undefined replays everything stored. `"new"` starts with the next event. */
   since?: Date | "new";
   signal?: AbortSignal;
@@ -29,6 +40,7 @@ export async function* followStatus(nc: NatsConnection, opts: FollowOptions): As
   });
   const messages = await consumer.consume();
   const stop = () => void messages.close();
+  if (opts.signal?.aborted) stop();
   opts.signal?.addEventListener("abort", stop, { once: true });
   try {
     for await (const m of messages) {
@@ -39,6 +51,9 @@ export async function* followStatus(nc: NatsConnection, opts: FollowOptions): As
       } else if (m.subject.startsWith("status.workers.")) {
         const parsed = WorkerEventSchema.safeParse(data);
         if (parsed.success) yield { kind: "worker", event: parsed.data };
+      } else if (m.subject.startsWith("status.submissions.")) {
+        const parsed = SubmissionEventSchema.safeParse(data);
+        if (parsed.success) yield { kind: "submission", event: parsed.data };
       }
     }
   } finally {
@@ -55,4 +70,11 @@ export function parseSince(value: string, now = Date.now()): Date | undefined {
   if (!m) throw new Error(`--since '${value}' is not a duration like 30s, 10m, 2h, 1d or 'all'`);
   const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
   return new Date(now - Number(m[1]) * unit);
+}
+
+/** How many events STATUS holds under `filter` (a wildcard subject), without reading them. */
+export async function countStored(nc: NatsConnection, filter: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(STREAMS.status, { subjects_filter: filter });
+  return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
 }

@@ -10,9 +10,15 @@ import { runActorCommand } from "./commands/actor.js";
 import { authCommand } from "./commands/auth.js";
 import { demoCommand } from "./commands/demo.js";
 import { devCommand } from "./commands/dev.js";
+import { artifactsCommand } from "./commands/artifacts.js";
+import { deadListCommand, deadReplayCommand } from "./commands/dead.js";
+import { logsCommand } from "./commands/logs.js";
 import { routeCommand } from "./commands/route.js";
+import { runsCancelCommand, runsGetCommand, runsListCommand, runsPreflightCommand, runsRetryCommand } from "./commands/runs.js";
+import { shardsCommand } from "./commands/shards.js";
 import { submitCommand } from "./commands/submit.js";
 import { watchCommand } from "./commands/watch.js";
+import { workersCommand } from "./commands/workers.js";
 import { cliContext } from "./context.js";
 
 async function readStdin(): Promise<string> {
@@ -49,10 +55,89 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command("watch [jobId]")
     .description("status events: stored history, then live (one job's end with the job)")
     .option("--since <duration>", "history from this long ago: 30s, 10m, 2h, 1d or all (default: all for a job, 10m otherwise)")
-    .option("--workers", "include worker events")
+    .option("--workers", "include worker events (heartbeats only with --heartbeats)")
+    .option("--heartbeats", "with --workers: include worker heartbeats")
     .option("--follow", "for one job: keep following after it ends")
+    .option("--appear-timeout <seconds>", "for an id with no record and no events yet: how long to wait for it (default 10)")
     .option("--json", "one JSON event per line")
     .action(async (jobId: string | undefined, opts) => setExit(await watchCommand(cliContext(), jobId, opts)));
+
+  program
+    .command("logs <jobId>")
+    .description("a job's agent output from LOGS (kept 24 h); --follow goes on live until the job ends")
+    .option("-f, --follow", "after what is stored, follow live output until the job ends")
+    .option("--json", "one {jobId, seq, at, lines} batch per line")
+    .action(async (jobId: string, opts) => setExit(await logsCommand(cliContext(), jobId, opts)));
+
+  program
+    .command("artifacts <jobId> [kind]")
+    .description("a job's stored artifacts: the list, or one of patch | log | message to stdout or --out FILE")
+    .option("-o, --out <file>", "save the artifact to FILE instead of printing it")
+    .option("--json", "machine-readable output")
+    .action(async (jobId: string, kind: string | undefined, opts) => setExit(await artifactsCommand(cliContext(), jobId, kind, opts)));
+
+  program
+    .command("shards")
+    .description("every shard: queue depth, the workers bound to it and their logins, why jobs wait (ops.shards)")
+    .option("--runtime <runtime>", "only this runtime's shards")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => setExit(await shardsCommand(cliContext(), opts)));
+
+  program
+    .command("workers")
+    .description("every live worker: runtimes, shards, auth state per login, running jobs (ops.workers)")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => setExit(await workersCommand(cliContext(), opts)));
+
+  const runs = program.command("runs").description("list, inspect, cancel, retry runs and re-run their preflight (ops.runs.*)");
+  runs
+    .command("list", { isDefault: true })
+    .alias("ls")
+    .description("runs, newest first")
+    .option("--state <state>", "queued | running | succeeded | failed | cancelled | dead_letter")
+    .option("--runtime <runtime>", "codex | claude | gemini")
+    .option("--repository <repo>", "only runs of this repository")
+    .option("--shard <n>", "only runs on this shard")
+    .option("--limit <n>", "at most this many (default 50)")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => setExit(await runsListCommand(cliContext(), opts)));
+  runs
+    .command("get <runId>")
+    .description("the run record and its event history")
+    .option("--json", "machine-readable output")
+    .action(async (runId: string, opts) => setExit(await runsGetCommand(cliContext(), runId, opts)));
+  runs
+    .command("cancel <runId>")
+    .description("cancel a queued run at once, or ask its worker to stop a running one")
+    .option("--reason <text>", "recorded with the cancellation")
+    .option("--json", "machine-readable output")
+    .action(async (runId: string, opts) => setExit(await runsCancelCommand(cliContext(), runId, opts)));
+  runs
+    .command("retry <runId>")
+    .description("queue a failed, cancelled or dead-lettered run again under the same id")
+    .option("--json", "machine-readable output")
+    .action(async (runId: string, opts) => setExit(await runsRetryCommand(cliContext(), runId, opts)));
+  runs
+    .command("preflight <runId>")
+    .description("re-run the login check of the run's runtime on a worker serving its shard; exit 1 when it fails")
+    .option("--force-refresh", "run it even when a fresh stored result exists")
+    .option("--json", "machine-readable output")
+    .action(async (runId: string, opts) => setExit(await runsPreflightCommand(cliContext(), runId, opts)));
+
+  const dead = program.command("dead").description("dead letters (DEAD stream) and replaying them (ops.dead.*)");
+  dead
+    .command("ls", { isDefault: true })
+    .alias("list")
+    .description("dead letters with their reasons, newest first")
+    .option("--limit <n>", "at most this many (default 50)")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => setExit(await deadListCommand(cliContext(), opts)));
+  dead
+    .command("replay [jobId]")
+    .description("re-submit a dead letter (its job id's newest, or --seq N) after a fix")
+    .option("--seq <n>", "the letter's DEAD stream sequence instead of a job id")
+    .option("--json", "machine-readable output")
+    .action(async (jobId: string | undefined, opts) => setExit(await deadReplayCommand(cliContext(), jobId, opts)));
 
   program
     .command("route <repository>")
@@ -76,6 +161,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async () => {
       cliContext();
       setExit(await runActorCommand("worker"));
+    });
+
+  program
+    .command("ops")
+    .description("run one replica of the moonmind-ops service (ops.* requests; any number share them)")
+    .action(async () => {
+      cliContext();
+      setExit(await runActorCommand("ops"));
     });
 
   program
@@ -105,6 +198,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  endQuietlyOnClosedPipe();
   const program = buildProgram((code) => {
     process.exitCode = code;
   });
@@ -116,6 +210,19 @@ export async function main(argv: string[]): Promise<void> {
       const e = err as { message?: string; remedy?: string };
       process.stderr.write(`moonmind: ${e.message ?? String(err)}\n${e.remedy ? `  fix: ${e.remedy}\n` : ""}`);
     }
+  }
+}
+
+/**
+ * `moonmind watch | head`: once the reader is gone, stop without a stack trace. The exit code
+ * stays what it was (0 unless something failed before).
+ */
+function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE" || err.code === "ERR_STREAM_DESTROYED") process.exit(process.exitCode ?? 0);
+      throw err;
+    });
   }
 }
 

@@ -1,5 +1,6 @@
 /** Human lines for status events; `--json` prints the events themselves. */
-import type { JobEvent, WorkerEvent } from "../schemas/events.js";
+import type { JobEvent, SubmissionEvent, WorkerEvent } from "../schemas/events.js";
+import type { StatusEvent } from "./follow.js";
 
 const time = (iso: string) => iso.slice(11, 19);
 
@@ -59,6 +60,31 @@ export function jobLine(e: JobEvent): string {
 
 export function workerLine(e: WorkerEvent): string {
   return `${time(e.at)}  worker ${e.workerId}  ${describeWorkerEvent(e)}`;
+}
+
+export function describeSubmissionEvent(e: SubmissionEvent): string {
+  switch (e.type) {
+    case "rejected":
+      return `submission rejected: ${e.reason}`;
+    case "duplicate":
+      return e.sameRequest ? `already submitted, state ${e.state}` : `already submitted with a different request, state ${e.state}`;
+  }
+}
+
+export function submissionLine(e: SubmissionEvent): string {
+  return `${time(e.at)}  ${e.jobId}  ${describeSubmissionEvent(e)}`;
+}
+
+/** One line for any status event. */
+export function statusLine(item: StatusEvent): string {
+  switch (item.kind) {
+    case "job":
+      return jobLine(item.event);
+    case "worker":
+      return workerLine(item.event);
+    case "submission":
+      return submissionLine(item.event);
+  }
 }
 
 /** Whether a job event ends the job's story (for --wait and `watch <id>`). */

@@ -50,4 +50,21 @@ describe("moonmind", () => {
     expect(r.stderr).toMatch(/'metadata.token' looks like a secret/);
     expect(r.stderr + r.stdout).not.toContain(secret);
   });
+
+  it("calls a missing --file, a malformed id and a bad option usage errors (exit 2), before connecting", async () => {
+    const offline = { NATS_URL: "nats://127.0.0.1:1" };
+    const missing = await run(["submit", "--file", "/nonexistent/job.json"], offline);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/--file \/nonexistent\/job\.json: no such file/);
+    for (const args of [["watch", "a.b"], ["logs", "a*"], ["artifacts", "x y"], ["runs", "get", "a>b"], ["runs", "cancel", "a.b"], ["artifacts", "ok-id", "diff"], ["runs", "list", "--state", "sleeping"], ["runs", "list", "--limit", "0"], ["dead", "replay"]]) {
+      const r = await run(args, offline);
+      expect({ args, code: r.exitCode }).toEqual({ args, code: 2 });
+      expect(r.stderr).not.toMatch(/illegal subject|at .*\.ts:\d+/i);
+    }
+  }, 120_000);
+
+  it("lists the operator verbs in its help", async () => {
+    const help = await run(["--help"]);
+    for (const verb of ["shards", "workers", "runs", "logs", "artifacts", "dead"]) expect(help.stdout).toMatch(new RegExp(`^  ${verb}\\b`, "m"));
+  });
 });

@@ -102,7 +102,7 @@ function banner(
   return `
 MoonMind Runtime is up${ownServer ? " with a local nats-server" : ""} (${created} streams, buckets and consumers created).
 
-  NATS_URL=${url}
+  export NATS_URL=${url}      (for other terminals; the CLI also finds it from any directory of the project)
   workers dev-codex, dev-claude, dev-gemini: each pauses until its runtime is logged in
   login volumes: codex ${standIn ? "(scripted stand-in, no account needed)" : volumes.CODEX_VOLUME_PATH}
                  claude ${volumes.CLAUDE_VOLUME_PATH}

@@ -1,13 +1,19 @@
 /** `moonmind submit`: validate locally, publish to jobs.submit, optionally follow to the end. */
 import { readFile } from "node:fs/promises";
 import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { UsageError } from "../../errors.js";
+import { canonicalJson } from "../../json.js";
 import { route } from "../../routing.js";
+import type { SubmissionEvent } from "../../schemas/events.js";
+import { TERMINAL_RUN_STATES, type RunState } from "../../schemas/run.js";
 import { newJobId, parseSubmission } from "../../submission.js";
-import { SUBJECTS, jobEventFilter } from "../../subjects.js";
-import type { CliContext } from "../context.js";
+import { SUBJECTS, jobEventFilter, submissionEventFilter } from "../../subjects.js";
+import { readRunRecord, type CliContext } from "../context.js";
 import { followStatus } from "../follow.js";
 import { isTerminal, jobLine } from "../render.js";
+import { startProgress } from "../table.js";
+import { endedForGood, exitForTerminal } from "./watch.js";
 
 export interface SubmitOptions {
   repository?: string;
@@ -27,7 +33,14 @@ export interface SubmitOptions {
 export async function gatherPayload(opts: SubmitOptions, readStdin: () => Promise<string>): Promise<Record<string, unknown>> {
   let payload: Record<string, unknown> = {};
   if (opts.file !== undefined) {
-    const text = opts.file === "-" ? await readStdin() : await readFile(opts.file, "utf8");
+    let text: string;
+    try {
+      text = opts.file === "-" ? await readStdin() : await readFile(opts.file, "utf8");
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : code === "EACCES" ? "permission denied" : (err as Error).message;
+      throw new UsageError(`--file ${opts.file}: ${why}`, { cause: err, remedy: "give the path of a JSON job file, or - to read it from stdin" });
+    }
     try {
       const parsed: unknown = JSON.parse(text);
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not a JSON object");
@@ -52,6 +65,7 @@ export async function gatherPayload(opts: SubmitOptions, readStdin: () => Promis
 }
 
 export async function submitCommand(ctx: CliContext, opts: SubmitOptions, readStdin: () => Promise<string>): Promise<number> {
+  if (opts.timeout !== undefined && !(Number(opts.timeout) > 0)) throw new UsageError(`--timeout must be a number of seconds (got '${opts.timeout}')`);
   const payload = await gatherPayload(opts, readStdin);
   const env = ctx.config.env;
   // The same validation intake runs, so a mistake is reported here, before anything is queued.
@@ -66,27 +80,93 @@ export async function submitCommand(ctx: CliContext, opts: SubmitOptions, readSt
 
   const nc = await ctx.connect();
   try {
+    // Whether the id names a run already: then the verdict on this submission comes as a
+    // status.submissions.<id> event (intake), or not at all when JetStream dedupes the publish.
+    const existing = await readRunRecord(nc, job.id);
     // Deduped as a submission; not the bare job id, which intake uses for the routed message in the same stream.
     const ack = await jetstream(nc).publish(SUBJECTS.submit, JSON.stringify(payload), { msgID: `submit-${job.id}` });
-    if (opts.json) ctx.out(JSON.stringify({ jobId: job.id, subject: r.subject, consumer: r.consumer, stream: ack.stream, seq: ack.seq }));
+    if (opts.json) ctx.out(JSON.stringify({ jobId: job.id, subject: r.subject, consumer: r.consumer, stream: ack.stream, seq: ack.seq, ...(ack.duplicate ? { duplicate: true } : {}) }));
     else ctx.out(`job ${job.id} submitted → ${r.subject} (${job.targetRuntime}, shard ${r.shard})`);
-    if (!opts.wait) return 0;
 
-    const timeoutMs = opts.timeout === undefined ? 0 : Number(opts.timeout) * 1_000;
-    const controller = new AbortController();
-    const timer = timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
-    try {
-      for await (const item of followStatus(nc, { filter: jobEventFilter(job.id), signal: controller.signal })) {
-        if (item.kind !== "job") continue;
-        ctx.out(opts.json ? JSON.stringify(item.event) : jobLine(item.event));
-        if (isTerminal(item.event)) return item.event.type === "succeeded" ? 0 : 1;
-      }
-    } finally {
-      clearTimeout(timer);
+    if (ack.duplicate && existing) {
+      // JetStream dropped it (same message id within the dedupe window): intake never sees it, so say it here.
+      const sameRequest = canonicalJson(existing.request) === canonicalJson(job);
+      report(ctx, opts, { type: "duplicate", at: new Date().toISOString(), jobId: job.id, state: existing.state, sameRequest });
+      if (!sameRequest) return 1;
+      if (!opts.wait || TERMINAL_RUN_STATES.includes(existing.state)) return exitForState(existing.state);
     }
-    ctx.err(`moonmind submit: gave up waiting after ${opts.timeout} s; the job goes on (moonmind watch ${job.id})`);
-    return 1;
+    if (!opts.wait && !(existing && !ack.duplicate)) return 0;
+    // Without --wait, an id that names a run still gets intake's verdict on this submission (bounded).
+    const verdictOnly = !opts.wait;
+    return await follow(ctx, nc, job.id, { ...opts, skipHistory: existing !== undefined && !ack.duplicate, verdictOnly, ...(verdictOnly ? { timeout: "10" } : {}) });
   } finally {
     await nc.drain().catch(() => undefined);
   }
+}
+
+function report(ctx: CliContext, opts: SubmitOptions, e: SubmissionEvent): void {
+  if (opts.json) ctx.out(JSON.stringify(e));
+  else if (e.type === "duplicate") {
+    ctx.err(
+      e.sameRequest
+        ? `moonmind submit: ${e.jobId} already submitted, state ${e.state}; not run again`
+        : `moonmind submit: ${e.jobId} already submitted with a different request, state ${e.state}; this one is not run (use another --id)`,
+    );
+  } else ctx.err(`moonmind submit: ${e.jobId} rejected: ${e.reason}`);
+}
+
+function exitForState(state: RunState): number {
+  return state === "succeeded" ? 0 : TERMINAL_RUN_STATES.includes(state) ? 1 : 0;
+}
+
+/**
+ * Follows the job's events (and its submission's verdict) to the end. With `skipHistory` (the id
+ * named a run before this submission) the old run's events are held back until the verdict says
+ * what this submission became.
+ */
+async function follow(
+  ctx: CliContext,
+  nc: NatsConnection,
+  jobId: string,
+  opts: SubmitOptions & { skipHistory: boolean; verdictOnly?: boolean },
+): Promise<number> {
+  const timeoutMs = opts.timeout === undefined ? 0 : Number(opts.timeout) * 1_000;
+  const controller = new AbortController();
+  const timer = timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
+  const progress = startProgress(ctx.terminal, `waiting for ${jobId}`);
+  let holding = opts.skipHistory;
+  let lastWaiting: string | undefined;
+  try {
+    for await (const item of followStatus(nc, { filter: [jobEventFilter(jobId), submissionEventFilter(jobId)], signal: controller.signal })) {
+      progress.clear();
+      if (item.kind === "submission") {
+        report(ctx, opts, item.event);
+        if (item.event.type === "rejected") return 2;
+        if (!item.event.sameRequest) return 1;
+        if (opts.verdictOnly) return 0;
+        if (TERMINAL_RUN_STATES.includes(item.event.state)) return exitForState(item.event.state);
+        holding = false; // the run goes on: what follows is live
+        continue;
+      }
+      if (item.kind !== "job" || holding) continue;
+      const e = item.event;
+      if (e.type === "waiting") {
+        // The reason once, not once per re-check.
+        if (e.reason === lastWaiting) continue;
+        lastWaiting = e.reason;
+      } else lastWaiting = undefined;
+      ctx.out(opts.json ? JSON.stringify(e) : jobLine(e));
+      progress.update(`${jobId}: ${e.type}`);
+      if (isTerminal(e) && (await endedForGood(nc, e))) return exitForTerminal(e);
+    }
+  } finally {
+    clearTimeout(timer);
+    progress.stop();
+  }
+  if (opts.verdictOnly) {
+    ctx.err(`moonmind submit: ${jobId} names an existing run; intake gave no verdict within ${opts.timeout} s (moonmind runs get ${jobId})`);
+    return 1;
+  }
+  ctx.err(`moonmind submit: gave up waiting after ${opts.timeout} s; the job goes on (moonmind watch ${jobId})`);
+  return 1;
 }
