@@ -22,8 +22,9 @@ import type { OutputEvent, PrivateHome } from "../../src/runtimes/types.js";
 import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
 import { redact, redactText } from "../../src/secrets.js";
 import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
-import type { RunRecord } from "../../src/schemas/run.js";
-import { ARTIFACTS, artifactKey, type ArtifactName } from "../../src/subjects.js";
+import { TERMINAL_RUN_STATES, type RunRecord } from "../../src/schemas/run.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { ARTIFACTS, STREAMS, artifactKey, jobEventSubject, type ArtifactName } from "../../src/subjects.js";
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
 import type { Login } from "./logins.js";
 
@@ -37,6 +38,12 @@ export interface JobDeps {
   /** The login the job's shard runs on: its adapter, volume and auth state. */
   login: Login;
   isWorkerAlive: (workerId: string) => Promise<boolean>;
+  /**
+   * When this worker first found a run's holder silent (`<job>:<holder>` → ms). After a server
+   * outage every worker looks silent for a moment: a run is taken over only if its holder is
+   * still silent one TTL later.
+   */
+  silentSince: Map<string, number>;
   /** The user agent CLIs run as, when the worker runs as root and one is configured. */
   agentUser?: AgentUser | undefined;
   /** Agents run in bubblewrap (their own PID namespace, only their run's directory writable) when set. */
@@ -114,6 +121,26 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     return text.length === 0 ? [] : [await putArtifact(ARTIFACTS.outputLog, text)];
   };
 
+  /**
+   * A finished run whose message came back: a worker killed between the record write and the
+   * event leaves no terminal event, and `submit --wait` would wait forever. Say it now, once.
+   */
+  const announceEnd = async (r: RunRecord) => {
+    if (!TERMINAL_RUN_STATES.includes(r.state)) return;
+    const type = r.state === "succeeded" ? "succeeded" : r.state === "cancelled" ? "cancelled" : "failed";
+    const jsm = await jetstreamManager(deps.nc);
+    const said = await jsm.streams.getMessage(STREAMS.status, { last_by_subj: jobEventSubject(job.id, type) }).catch(() => null);
+    if (said) return;
+    const workerId = r.workerId ?? deps.workerId;
+    const body =
+      type === "succeeded"
+        ? { type, workerId, attempt: r.attempts, outcome: r.result?.outcome ?? "NO_CHANGES", summary: r.result?.summary, artifacts: r.artifacts, durationMs: r.result?.durationMs ?? 0 }
+        : type === "cancelled"
+          ? { type, workerId, reason: r.lastError?.message ?? "cancelled" }
+          : { type, workerId, attempt: r.attempts, state: r.state, error: r.lastError ?? { code: "FAILED", message: "the run failed" } };
+    await publisher.job(job.id, body as Parameters<StatusPublisher["job"]>[1], meta);
+  };
+
   const deadLetter = (reason: string, original: unknown) =>
     store("the DEAD copy", () => publisher.dead({ jobId: job.id, stage: "worker", reason, subject: msg.subject, original: redact(original) }));
 
@@ -134,8 +161,24 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           }
           const holder = current.record.workerId;
           const alive = holder !== undefined && holder !== deps.workerId && (await deps.isWorkerAlive(holder));
+          if (holder !== undefined && holder !== deps.workerId && current.record.state === "running" && !alive) {
+            const key = `${job.id}:${holder}`;
+            const ttl = deps.settings.workerTtlMs;
+            const first = deps.silentSince.get(key);
+            if (first === undefined || Date.now() - first < ttl) {
+              if (first === undefined) {
+                for (const [k, at] of deps.silentSince) if (Date.now() - at > 10 * ttl) deps.silentSince.delete(k);
+                deps.silentSince.set(key, Date.now());
+              }
+              return { kind: "busy" as const, holder, retryInMs: ttl - (first === undefined ? 0 : Date.now() - first) + 100 };
+            }
+            deps.silentSince.delete(key);
+          }
           const decision = decideClaim(current.record, deps.workerId, alive);
-          if (decision.kind === "skip") return decision;
+          if (decision.kind === "skip") {
+            await announceEnd(current.record).catch((err: unknown) => log.warn({ err, jobId: job.id }, "could not re-announce the run's end"));
+            return decision;
+          }
           if (decision.kind === "busy") {
             return { kind: "busy" as const, holder: decision.holder, retryInMs: deps.settings.workerTtlMs };
           }

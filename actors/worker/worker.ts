@@ -134,6 +134,7 @@ export class Worker implements AsyncDisposable {
         keep: env.MOONMIND_KEEP_WORKSPACES,
       }),
       isWorkerAlive: (id) => this.isWorkerAlive(id),
+      silentSince: new Map(),
       agentUser: resolveAgentUser(env.MOONMIND_AGENT_USER),
       log: this.log,
       settings: {
