@@ -1,8 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
+    // The chaos runs have their own command (npm run chaos, npm run chaos:short).
+    exclude: [...configDefaults.exclude, "tests/chaos/**"],
     // Integration files each start their own nats-server; two cores run two at a time.
     fileParallelism: true,
     maxWorkers: 2,
