@@ -63,7 +63,7 @@ export class Intake implements AsyncDisposable {
   async start(): Promise<void> {
     const kvm = new Kvm(this.nc);
     this.runs = new RunStore(await kvm.open(BUCKETS.runs));
-    this.directory = new WorkerDirectory(await kvm.open(BUCKETS.workers), this.config.env.MOONMIND_WORKER_TTL_MS);
+    this.directory = new WorkerDirectory(await kvm.open(BUCKETS.workers), this.config.env);
     await this.directory.start();
     this.watcher = new MaxDeliveriesWatcher(this.nc, await jetstreamManager(this.nc), this.runs, this.publisher, this.log);
     this.watcher.start();

@@ -5,6 +5,7 @@ import type { RunRecord } from "../schemas/run.js";
 import type { BoundWorker, ShardHealth, ShardsReply, ShardsRequest, WorkersReply, WorkersRequest } from "../schemas/ops.js";
 import { RUNTIMES, type Runtime } from "../schemas/runtime.js";
 import { STREAMS, shardConsumer, shardSubject } from "../subjects.js";
+import { waitingRemedy } from "../workers/readiness.js";
 import type { OpsContext } from "./context.js";
 import { isLive, loginFor, readRuns, readWorkers, servesNow, volumeNameFor } from "./records.js";
 
@@ -72,16 +73,6 @@ async function shardHealth(ctx: OpsContext, runtime: Runtime, shard: number, wor
     if (!bound.some((w) => w.ready)) health.flag = waitingRemedy(runtime, subject, bound);
   }
   return health;
-}
-
-/** Why nobody takes this shard's jobs, and what fixes it. */
-export function waitingRemedy(runtime: Runtime, subject: string, bound: BoundWorker[]): string {
-  if (bound.length === 0) return `no worker serves ${subject}: start one with MOONMIND_WORKER_RUNTIMES=${runtime}`;
-  const notReady = bound.find((w) => w.auth && w.auth.state !== "ready" && w.auth.message) ?? bound[0]!;
-  const why = notReady.auth?.message
-    ? notReady.auth.message
-    : `worker ${notReady.workerId} is ${notReady.state}${notReady.auth ? ` (login ${notReady.login} ${notReady.auth.state})` : ""}`;
-  return `no worker serving ${subject} is ready — ${why}`;
 }
 
 export async function workers(ctx: OpsContext, req: WorkersRequest): Promise<WorkersReply> {

@@ -7,7 +7,9 @@ import type { KV, KvWatchEntry } from "@nats-io/kv";
 import { parseJson } from "../json.js";
 import { WorkerRecordSchema, type WorkerRecord } from "../schemas/events.js";
 import type { Runtime } from "../schemas/runtime.js";
+import type { Env } from "../config.js";
 import { shardConsumer, shardSubject } from "../subjects.js";
+import { isLive, loginFor, servesNow, volumeNameFor, waitingRemedy, type Clock } from "./readiness.js";
 
 export interface ShardReadiness {
   ready: boolean;
@@ -22,7 +24,7 @@ export class WorkerDirectory {
 
   constructor(
     private readonly kv: KV,
-    private readonly ttlMs: number,
+    private readonly env: Env,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -49,31 +51,21 @@ export class WorkerDirectory {
 
   /** Workers whose heartbeat is younger than the TTL and that have not stopped. */
   live(): WorkerRecord[] {
-    const now = this.now();
-    return [...this.workers.values()].filter((w) => w.state !== "stopped" && now - Date.parse(w.heartbeatAt) < this.ttlMs);
+    const clock = this.clock();
+    return [...this.workers.values()].filter((w) => isLive(w, clock));
   }
 
-  /** Whether some live worker bound to the shard has its runtime's login ready; if not, why. */
+  /** Whether some live worker serves the shard now (src/workers/readiness.ts); if none does, why. */
   readiness(runtime: Runtime, shard: number): ShardReadiness {
-    const consumer = shardConsumer(runtime, shard);
-    const subject = shardSubject(runtime, shard);
-    const bound = this.live().filter((w) => w.shards.includes(consumer));
-    if (bound.length === 0) {
-      return {
-        ready: false,
-        workers: [],
-        reason: `no worker serves ${subject}: start one with MOONMIND_WORKER_RUNTIMES=${runtime} (and MOONMIND_WORKER_SHARDS including ${shard}, or unset)`,
-      };
-    }
-    const logins = (w: WorkerRecord) => Object.entries(w.auth).filter(([key]) => key.startsWith(`${runtime}:`));
-    const ready = bound.some((w) => w.state !== "draining" && logins(w).some(([, a]) => a.state === "ready"));
-    if (ready) return { ready: true, workers: bound };
-    const why = bound.flatMap(logins).map(([, a]) => a.message).find((m) => m.length > 0);
-    const draining = bound.every((w) => w.state === "draining");
-    return {
-      ready: false,
-      workers: bound,
-      reason: `no worker serving ${subject} is ready — ${draining ? "every one is draining" : (why ?? `the ${runtime} login is not ready`)}`,
-    };
+    const clock = this.clock();
+    const volumeName = volumeNameFor(this.env, runtime, shard);
+    const bound = this.live().filter((w) => w.shards.includes(shardConsumer(runtime, shard)));
+    if (bound.some((w) => servesNow(w, runtime, shard, volumeName, clock))) return { ready: true, workers: bound };
+    const logins = bound.map((w) => ({ workerId: w.workerId, state: w.state, ...loginFor(w, runtime, volumeName) }));
+    return { ready: false, workers: bound, reason: waitingRemedy(runtime, shardSubject(runtime, shard), logins) };
+  }
+
+  private clock(): Clock {
+    return { now: this.now(), ttlMs: this.env.MOONMIND_WORKER_TTL_MS };
   }
 }
