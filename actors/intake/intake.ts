@@ -6,6 +6,7 @@
  * Any replica may take any message; nothing here depends on which one does.
  */
 import { jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { closeConnection } from "../../src/nats/connect.js";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
 import type { Config } from "../../src/config.js";
@@ -245,9 +246,7 @@ export class Intake implements AsyncDisposable {
       } catch (err) {
         this.log.warn({ err }, "closing the intake consumer failed");
       }
-      // Bounded: with the server gone a drain would wait for it.
-      await Promise.race([this.nc.drain(), new Promise((r) => setTimeout(r, 5_000).unref())]).catch(() => undefined);
-      if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+      await closeConnection(this.nc);
       this.log.info("intake stopped");
     })().finally(() => this.markStopped());
     return this.stopping;

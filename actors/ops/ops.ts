@@ -4,6 +4,7 @@
  * one. JSON in, JSON out; every failure is a service error with a code, counted in `micro stats`.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
+import { closeConnection } from "../../src/nats/connect.js";
 import { ServiceError, Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import type { Config } from "../../src/config.js";
 import type { Logger } from "../../src/logger.js";
@@ -98,8 +99,7 @@ export class Ops implements AsyncDisposable {
         this.log.warn({ err }, "stopping the ops service failed");
       }
       await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, 5_000).unref())]);
-      await Promise.race([this.nc.drain(), new Promise((r) => setTimeout(r, 5_000).unref())]).catch(() => undefined);
-      if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+      await closeConnection(this.nc);
       this.log.info("ops stopped");
     })().finally(() => this.markStopped());
     return this.stopping;

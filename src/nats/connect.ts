@@ -55,3 +55,11 @@ export function followConnected(nc: NatsConnection): () => boolean {
   })().catch(() => undefined);
   return () => connected && !nc.isClosed();
 }
+
+/** Drains, bounded (with the server gone a drain would wait for it), then makes sure it is closed. */
+export async function closeConnection(nc: NatsConnection, boundMs = 5_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([nc.drain(), new Promise((r) => (timer = setTimeout(r, boundMs)))]).catch(() => undefined);
+  clearTimeout(timer);
+  if (!nc.isClosed()) await nc.close().catch(() => undefined);
+}
