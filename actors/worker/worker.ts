@@ -152,6 +152,9 @@ export class Worker implements AsyncDisposable {
     this.machine.start();
     this.machine.send({ type: "BOOTED" });
     const s = await waitFor(this.machine, (snap) => snap.matches("serving") || snap.matches("paused") || snap.status === "done");
+    // Say so at once: until the next heartbeat the record would still say `starting`, and intake
+    // and ops would tell jobs that no ready worker serves them.
+    if (!s.matches("failed") && s.status !== "done") await this.beat().catch((err: unknown) => this.log.warn({ err }, "heartbeat failed"));
     if (s.matches("failed")) {
       const failure = s.context.failure ?? "start-up checks failed";
       await this.drain(failure);

@@ -96,7 +96,8 @@ async function untilWorkersUp(url: string, ids: string[], timeoutMs: number): Pr
     const seen = new Set<string>();
     const timer = setTimeout(() => watch.stop(), timeoutMs);
     for await (const e of watch) {
-      if (e.operation === "PUT" && ids.includes(e.key)) seen.add(e.key);
+      const state = e.operation === "PUT" ? (e.json<{ state?: string }>()?.state ?? "") : "";
+      if (ids.includes(e.key) && (state === "serving" || state === "paused")) seen.add(e.key);
       if (seen.size === ids.length) break;
     }
     clearTimeout(timer);
