@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { loadConfig, type Config } from "./config.js";
 import { EXIT_CODES, MoonmindError } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
-import { connectNats } from "./nats/connect.js";
+import { connectPatiently, NatsUnreachableError } from "./nats/connect.js";
 import { provision } from "./nats/provision.js";
 import { resolveNatsUrl } from "./nats/url.js";
 
@@ -39,14 +39,17 @@ export async function hostActor(
   let actor: HostedActor | undefined;
   let stopped: Promise<number> | undefined;
   let signals = 0;
-  const stop = (why: string): Promise<number> =>
-    (stopped ??= (actor?.stop(why) ?? Promise.resolve()).then(
+  const starting = new AbortController();
+  const stop = (why: string): Promise<number> => {
+    starting.abort(); // a start-up still waiting for the server gives up
+    return (stopped ??= (actor?.stop(why) ?? Promise.resolve()).then(
       () => EXIT_CODES.ok,
       (err: unknown) => {
         log.error({ err }, "stop failed");
         return EXIT_CODES.failure;
       },
     ));
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
       log.warn({ signal }, "second signal: exiting now");
@@ -67,7 +70,14 @@ export async function hostActor(
     const instance = name === "worker" ? config.workerId : `${name}-${process.pid}`;
     log = createLogger({ actor: name, instance }, config.env.MOONMIND_LOG_LEVEL);
     const { url, source: from } = resolveNatsUrl(config);
-    const nc = await connectNats({ servers: url, name: `moonmind-${name}-${instance}`, credsFile: config.env.NATS_CREDS });
+    const nc = await connectPatiently({
+      servers: url,
+      name: `moonmind-${name}-${instance}`,
+      credsFile: config.env.NATS_CREDS,
+      waitMs: config.env.MOONMIND_CONNECT_WAIT_MS,
+      signal: starting.signal,
+      onRetry: (attempt, err) => log.warn({ url, attempt, err: err.message }, "NATS is not reachable yet: waiting for it"),
+    });
     log.info({ url, from }, "connected to NATS");
     const report = await provision(nc, config);
     if (report.created.length + report.updated.length > 0) log.info(report, "provisioned");
@@ -78,6 +88,8 @@ export async function hostActor(
     if (stopped) await nc.close();
     else await actor.start();
   } catch (err) {
+    // A signal while still waiting for the server is an orderly stop, not a failed start.
+    if (stopped && err instanceof NatsUnreachableError) return finish(await stopped);
     await stop("start-up failed");
     const e = err as MoonmindError & { exitCode?: number };
     log.fatal({ err: { message: e.message, remedy: e.remedy } }, `${name} could not start`);

@@ -17,6 +17,7 @@ const optionalString = z.string().trim().optional().transform((v) => (v === "" ?
 export const SETTINGS = {
   NATS_URL: [optionalString, "NATS server(s), comma-separated. Unset: `moonmind dev` starts a local nats-server."],
   NATS_CREDS: [optionalString, "Path of a NATS credentials (.creds) file for the runtime's own connection."],
+  MOONMIND_CONNECT_WAIT_MS: [int(0, 86_400_000).default(60_000), "How long an actor waits at start for an unreachable NATS server before it exits 78."],
   NATS_SERVER_BIN: [optionalString, "nats-server binary for `moonmind dev` and the tests (default: .tools/, then PATH)."],
   MOONMIND_LOG_LEVEL: [z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"), "pino log level."],
   MOONMIND_DATA_DIR: [z.string().default("./var"), "Where `moonmind dev` keeps the NATS store, workspaces and auth volumes."],

@@ -1,8 +1,16 @@
 /** One way to connect: reconnect forever, a name per process, optional .creds. */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
 import { ConfigError } from "../errors.js";
+
+const UNREACHABLE_REMEDY = "start the stack with `npm start`, or set NATS_URL to a reachable server";
+
+/** No server answered at the address given (as opposed to a refused login or an unreadable .creds file). */
+export class NatsUnreachableError extends ConfigError {
+  override name = "NatsUnreachableError";
+}
 
 export interface ConnectOptions {
   servers: string;
@@ -34,10 +42,43 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
       ...(authenticator ? { authenticator } : {}),
     });
   } catch (err) {
-    throw new ConfigError(`cannot connect to NATS at ${opts.servers}: ${(err as Error).message}`, {
-      cause: err,
-      remedy: "start the stack with `npm start`, or set NATS_URL to a reachable server",
-    });
+    const e = err as Error;
+    if (e.name === "AuthorizationError" || e.name === "UserAuthenticationExpiredError") {
+      throw new ConfigError(`NATS at ${opts.servers} refused the login: ${e.message}`, {
+        cause: err,
+        remedy: "check NATS_CREDS (or the credentials in NATS_URL) against the server's accounts",
+      });
+    }
+    throw new NatsUnreachableError(`cannot connect to NATS at ${opts.servers}: ${e.message}`, { cause: err, remedy: UNREACHABLE_REMEDY });
+  }
+}
+
+export interface PatientConnectOptions extends ConnectOptions {
+  /** Keep trying an unreachable server this long before giving up (0: one try). */
+  waitMs: number;
+  /** Told of every failed try that will be retried. */
+  onRetry?: (attempt: number, err: Error) => void;
+  /** Stops the waiting (a signal during start-up); the last error is then thrown. */
+  signal?: AbortSignal;
+}
+
+/**
+ * An actor's first connection: a server that is not up yet (a restart, a compose stack whose
+ * nats starts after the worker) is waited for instead of ending the actor. A refused login or an
+ * unreadable .creds file is not retried: waiting would not fix it.
+ */
+export async function connectPatiently(opts: PatientConnectOptions): Promise<NatsConnection> {
+  const deadline = Date.now() + opts.waitMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectNats({ ...opts, timeoutMs: opts.timeoutMs ?? 5_000 });
+    } catch (err) {
+      if (!(err instanceof NatsUnreachableError) || Date.now() >= deadline || opts.signal?.aborted) throw err;
+      opts.onRetry?.(attempt, err);
+      const pause = Math.min(1_000 * attempt, 5_000, Math.max(0, deadline - Date.now()));
+      await sleep(pause, undefined, opts.signal ? { signal: opts.signal } : {}).catch(() => undefined);
+      if (opts.signal?.aborted) throw err;
+    }
   }
 }
 

@@ -1,10 +1,13 @@
 /**
  * `moonmind worker` is one process: killing the command kills the actor (no orphan heartbeating
- * on), and SIGTERM ends it in bounded time even when its nats-server has gone away.
+ * on), SIGTERM ends it in bounded time even when its nats-server has gone away, and one started
+ * while the server is down waits for it instead of exiting.
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { Kvm } from "@nats-io/kv";
+import { BUCKETS } from "../../src/subjects.js";
 import { startStack, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
 
@@ -62,4 +65,41 @@ describe("moonmind worker", () => {
       await stack.startServer();
     }
   }, 40_000);
+
+  it("started while nats-server is down, waits for it and serves once it is back", async () => {
+    await stack.stopServer();
+    const child = spawn(process.execPath, [BIN, "worker"], {
+      env: { ...process.env, ...stack.env, MOONMIND_WORKER_ID: "w-cli-early", MOONMIND_LOG_LEVEL: "warn" },
+      stdio: ["ignore", "ignore", "pipe"],
+      detached: true,
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<{ code: number | null }>((r) => child.once("exit", (code) => r({ code })));
+    try {
+      await vi.waitFor(() => expect(stderr).toContain("NATS is not reachable yet"), { timeout: 15_000, interval: 50 });
+    } finally {
+      await stack.startServer();
+    }
+    // Its record in KV `workers` says it serves (read from the store: an event could pass before this side reconnects).
+    const workers = await new Kvm(stack.nc).open(BUCKETS.workers);
+    await vi.waitFor(async () => expect((await workers.get("w-cli-early"))?.json<{ state: string }>().state).toBe("serving"), { timeout: 30_000, interval: 200 });
+    child.kill("SIGTERM");
+    expect((await exit).code).toBe(0);
+  }, 60_000);
+
+  it("a stop while it waits for nats-server ends it at once with 0", async () => {
+    const child = spawn(process.execPath, [BIN, "worker"], {
+      env: { ...process.env, ...stack.env, NATS_URL: "nats://127.0.0.1:1", MOONMIND_WORKER_ID: "w-cli-never" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<{ code: number | null }>((r) => child.once("exit", (code) => r({ code })));
+    await vi.waitFor(() => expect(stderr).toContain("NATS is not reachable yet"), { timeout: 15_000, interval: 50 });
+    const started = Date.now();
+    child.kill("SIGTERM");
+    expect((await exit).code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  }, 30_000);
 });

@@ -36,8 +36,8 @@ describe("moonmind", () => {
     expect(r.stderr).toContain("MOONMIND_CODEX_SHARDS");
   });
 
-  it("exits 78 with the fix when an actor cannot reach NATS", async () => {
-    const r = await run(["intake"], { NATS_URL: "nats://127.0.0.1:1" });
+  it("exits 78 with the fix when an actor cannot reach NATS in its connect wait", async () => {
+    const r = await run(["intake"], { NATS_URL: "nats://127.0.0.1:1", MOONMIND_CONNECT_WAIT_MS: "1500" });
     expect(r.exitCode).toBe(78);
     expect(r.stderr).toMatch(/cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
     expect(r.stderr).toMatch(/fix: .*NATS_URL/);
