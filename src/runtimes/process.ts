@@ -15,6 +15,7 @@ import { readdir, readFile, readlink } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { delimiter, isAbsolute, join, sep } from "node:path";
+import { diesWithWorker } from "./parent-death.js";
 import { sandboxInvocation, type SandboxLayout } from "./sandbox.js";
 import type { AgentInvocation } from "./types.js";
 
@@ -54,13 +55,13 @@ export function runProcess(inv: AgentInvocation, opts: RunOptions): Promise<Proc
     const token = `${process.pid}.${ownStart()}.${randomBytes(8).toString("hex")}`;
     const marked: AgentInvocation = { ...inv, env: { ...inv.env, [RUN_TOKEN_VAR]: token } };
     const sandboxed = opts.sandbox !== undefined;
-    // bwrap would report a missing CLI as its own exit 1: keep "could not start" for what it is.
-    const missing = sandboxed ? missingBinary(inv) : undefined;
+    const run = opts.sandbox ? sandboxInvocation(marked, opts.sandbox) : diesWithWorker(marked);
+    // A wrapper (bwrap, setpriv) would report a missing CLI as its own exit: keep "could not start" for what it is.
+    const missing = run.bin !== inv.bin ? missingBinary(inv) : undefined;
     if (missing) {
       resolve({ exitCode: 127, signal: null, timedOut: false, cancelled: false, spawnError: missing });
       return;
     }
-    const run = opts.sandbox ? sandboxInvocation(marked, opts.sandbox) : marked;
     const child = spawn(run.bin, run.args, {
       cwd: run.cwd,
       env: run.env,

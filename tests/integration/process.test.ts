@@ -130,6 +130,19 @@ describe("runProcess settles only when every process the agent started is gone",
     expect(await readFile(join(run, "bye"), "utf8")).toBe("bye\n");
   });
 
+  it("without a sandbox, the CLI itself dies with its SIGKILLed worker (parent-death signal)", async () => {
+    const run = await fresh();
+    const code = `import { runProcess } from ${JSON.stringify(join(PROJECT_ROOT, "src/runtimes/process.ts"))};
+      await runProcess({ bin: "/bin/sh", args: ["-c", "trap '' TERM; echo $$ > ${run}/cli.pid; echo ready; while :; do sleep 0.05; done"], env: { PATH: process.env.PATH }, cwd: "/" },
+        { timeoutMs: 60_000, killGraceMs: 300, onLine: (l) => console.log(l) });`;
+    const worker = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((ok) => worker.stdout.on("data", (d: Buffer) => String(d).includes("ready") && ok()));
+    const cli = Number(await readFile(join(run, "cli.pid"), "utf8"));
+    expect(running(cli)).toBe(true);
+    worker.kill("SIGKILL");
+    await vi.waitFor(() => expect(running(cli)).toBe(false), { timeout: 5_000, interval: 50 });
+  });
+
   it("killOrphanAgents stops the agents of a worker that was SIGKILLed, and never a live worker's", async () => {
     const workdir = await fresh();
     const dead = await mkdtemp(join(workdir, "job-a-"));
