@@ -45,6 +45,7 @@ export const JOB_EVENTS = [
   "cancelled",
   "retrying",
   "waiting",
+  "requeued",
 ] as const;
 export type JobEventType = (typeof JOB_EVENTS)[number];
 

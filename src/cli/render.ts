@@ -1,8 +1,10 @@
 /** Human lines for status events; `--json` prints the events themselves. */
-import type { JobEvent, SubmissionEvent, WorkerEvent } from "../schemas/events.js";
+import type { JobEvent, RequeueableState, SubmissionEvent, WorkerEvent } from "../schemas/events.js";
 import type { StatusEvent } from "./follow.js";
 
 const time = (iso: string) => iso.slice(11, 19);
+
+const AFTER: Record<RequeueableState, string> = { failed: "failed", cancelled: "was cancelled", dead_letter: "was dead-lettered" };
 
 export function describeJobEvent(e: JobEvent): string {
   switch (e.type) {
@@ -30,6 +32,8 @@ export function describeJobEvent(e: JobEvent): string {
       return `retrying in ${(e.delayMs / 1000).toFixed(1)} s after attempt ${e.attempt}: ${e.error.code}: ${e.error.message}`;
     case "waiting":
       return `waiting: ${e.reason}`;
+    case "requeued":
+      return `requeued by ${e.by} after it ${AFTER[e.previousState]}: attempt ${e.attempt} on ${e.subject}`;
   }
 }
 
@@ -87,7 +91,7 @@ export function statusLine(item: StatusEvent): string {
   }
 }
 
-/** Whether a job event ends the job's story (for --wait and `watch <id>`). */
+/** Whether a job event ends the job's story (for --wait and `watch <id>`); `requeued` starts another attempt of it. */
 export function isTerminal(e: JobEvent): boolean {
   return e.type === "succeeded" || e.type === "failed" || e.type === "cancelled" || e.type === "rejected";
 }

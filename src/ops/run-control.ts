@@ -13,14 +13,14 @@ import type {
   RunsRetryReply,
   RunsRetryRequest,
 } from "../schemas/ops.js";
-import type { WorkerRecord } from "../schemas/events.js";
+import { RequeueableStateSchema, type RequeueableState, type WorkerRecord } from "../schemas/events.js";
 import { finished } from "../runs/record.js";
 import { workerControlSubject } from "../subjects.js";
 import type { OpsContext } from "./context.js";
 import { conflict, notFound, OpsRequestError, unavailable } from "./errors.js";
 import { isLive, loginFor, readWorkers, servesNow, volumeNameFor } from "./records.js";
 
-const RETRYABLE_STATES: readonly RunRecord["state"][] = ["failed", "cancelled", "dead_letter"];
+const isRetryable = (state: RunRecord["state"] | undefined): state is RequeueableState => RequeueableStateSchema.safeParse(state).success;
 
 function noRun(runId: string): OpsRequestError {
   return notFound(`no run ${runId}: check the id with 'moonmind runs list' (ops.runs.list)`);
@@ -81,22 +81,23 @@ export async function retryRun(ctx: OpsContext, req: RunsRetryRequest): Promise<
   let from: RunRecord["state"] | undefined;
   const stored = await ctx.runs.update(req.runId, (r) => {
     from = r.state;
-    if (!RETRYABLE_STATES.includes(r.state)) return undefined;
+    if (!isRetryable(r.state)) return undefined;
     // History stays (attempts, lastError, artifacts, preflight); what belonged to the finished attempt goes.
     const { workerId: _w, finishedAt: _f, result: _r, nextAttemptAt: _n, claimedAt: _c, startedAt: _s, waiting: _wt, ...rest } = r;
     return { ...rest, state: "queued", maxAttempts: Math.max(r.maxAttempts, r.attempts + 1), updatedAt: ctx.now().toISOString() };
   });
   if (!stored) throw noRun(req.runId);
   const record = stored.record;
-  if (record.state !== "queued" || from === undefined || !RETRYABLE_STATES.includes(from)) {
+  if (record.state !== "queued" || !isRetryable(from)) {
     throw conflict(`run ${record.jobId} is ${record.state}; only a failed, cancelled or dead_letter run can be retried`);
   }
-  const meta = jobMeta(record.request);
-  await ctx.publisher.job(record.jobId, { type: "accepted", runtime: record.runtime, repository: record.repository }, meta);
+  const attempt = record.attempts + 1;
+  // Not `accepted`: that is intake's word for a new job; this one goes on under its id.
+  await ctx.publisher.job(record.jobId, { type: "requeued", attempt, previousState: from, by: "ops", subject: record.subject }, jobMeta(record.request));
   // JOBS dedupes by Nats-Msg-Id: the retry's id must differ from the first submission's and from
   // every earlier retry's. The record's new revision is unique to this write.
   await ctx.js.publish(record.subject, JSON.stringify(record.request), { msgID: `${record.jobId}.retry.${record.attempts}.${stored.revision}` });
-  return { runId: record.jobId, state: "queued", attempt: record.attempts + 1, subject: record.subject };
+  return { runId: record.jobId, state: "queued", attempt, subject: record.subject };
 }
 
 interface WorkerPreflight {

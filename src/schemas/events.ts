@@ -7,6 +7,10 @@ import { JobMetaSchema } from "./job.js";
 import { OutcomeSchema, PreflightStatusSchema, RunErrorSchema, RunStateSchema } from "./run.js";
 import { RuntimeSchema } from "./runtime.js";
 
+/** The states a run may be queued again from under its own id (`ops.runs.retry`). */
+export const RequeueableStateSchema = RunStateSchema.extract(["failed", "cancelled", "dead_letter"]);
+export type RequeueableState = z.infer<typeof RequeueableStateSchema>;
+
 const jobBase = { at: z.string(), jobId: z.string(), meta: JobMetaSchema.optional() };
 const onWorker = { workerId: z.string(), attempt: z.number().int() };
 
@@ -59,6 +63,19 @@ export const JobEventSchema = z.discriminatedUnion("type", [
   }),
   /** No ready worker serves the job's shard: why, and the remedy. The job goes on by itself once one is. */
   z.object({ type: z.literal("waiting"), ...jobBase, subject: z.string(), reason: z.string() }),
+  /**
+   * A finished run queued again under its own id (`ops.runs.retry`): not an end, and not a new
+   * job (`accepted` is intake's alone). `attempt` is the attempt it will run as.
+   */
+  z.object({
+    type: z.literal("requeued"),
+    ...jobBase,
+    attempt: z.number().int(),
+    previousState: RequeueableStateSchema,
+    /** Who queued it again: `ops` is an operator through the ops service. */
+    by: z.enum(["ops"]),
+    subject: z.string(),
+  }),
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
 export type JobEventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>;

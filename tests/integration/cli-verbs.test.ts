@@ -260,6 +260,14 @@ describe.skipIf(!haveOps)(`verbs over the ops service${haveOps ? "" : " (skipped
     const retry = await cli(["runs", "retry", "cli-cancel", "--json"]);
     expect(retry.exitCode).toBe(0);
     expect(JSON.parse(retry.stdout)).toMatchObject({ runId: "cli-cancel", state: "queued" });
+    // Cancelled again: watching it afterwards follows past the first end, through `requeued`, to the last.
+    expect((await cli(["runs", "cancel", "cli-cancel"])).stdout).toMatch(/cli-cancel cancelled/);
+    const watched = await cli(["watch", "cli-cancel", "--json"]);
+    expect(watched.exitCode).toBe(1);
+    const types = watched.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { type: string }).type);
+    expect(types.filter((t) => t === "cancelled")).toHaveLength(2);
+    expect(types.indexOf("requeued")).toBeGreaterThan(types.indexOf("cancelled"));
+    expect(types.at(-1)).toBe("cancelled");
   });
 
   it("dead ls and replay", async () => {

@@ -173,9 +173,19 @@ describe("ops.runs.retry", () => {
     }, { timeout: 20_000, interval: 200 });
     const rec = (await stack.runs.get("ops-retry-1"))!.record;
     expect(rec).toMatchObject({ maxAttempts: 2, createdAt: first.createdAt, lastError: expect.objectContaining({ code: expect.any(String) }) });
-    const history = (await ok<RunsGetReply>(OPS.runsGet, { runId: "ops-retry-1" })).events.map((e) => (e.event as { type: string }).type);
+    const stored = (await ok<RunsGetReply>(OPS.runsGet, { runId: "ops-retry-1" })).events.map((e) => e.event as { type: string });
+    const history = stored.map((e) => e.type);
     expect(history.filter((t) => t === "claimed")).toHaveLength(2);
-    expect(history.filter((t) => t === "accepted")).toHaveLength(2);
+    // Queued again, not accepted again: one `accepted` (intake's), then `requeued` before the second claim.
+    expect(history.filter((t) => t === "accepted")).toHaveLength(1);
+    expect(stored.filter((e) => e.type === "requeued")).toEqual([
+      { type: "requeued", at: expect.any(String), jobId: "ops-retry-1", attempt: 2, previousState: first.state, by: "ops", subject },
+    ]);
+    const requeuedAt = history.indexOf("requeued");
+    expect(history.slice(0, requeuedAt).filter((t) => t === "claimed")).toHaveLength(1);
+    expect(history.slice(requeuedAt).filter((t) => t === "claimed")).toHaveLength(1);
+    // The live event is what `nats sub 'status.jobs.>'` and `moonmind watch` see.
+    expect(events.events.find((e) => e.jobId === "ops-retry-1" && e.type === "requeued")).toMatchObject({ attempt: 2, previousState: first.state, by: "ops" });
   });
 
   it("refuses a run that is not failed, cancelled or dead-lettered", async () => {

@@ -1,9 +1,10 @@
 /** `moonmind watch [jobId]`: status history from STATUS, then live; one job's ends with the job. */
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { parseJson } from "../../json.js";
 import { MoonmindError, UsageError } from "../../errors.js";
 import type { JobEvent } from "../../schemas/events.js";
-import { TERMINAL_RUN_STATES } from "../../schemas/run.js";
-import { BUCKETS, STREAMS, WORKER_EVENTS, jobEventFilter, submissionEventFilter, workerEventSubject } from "../../subjects.js";
+import { BUCKETS, STREAMS, WORKER_EVENTS, jobEventFilter, jobEventSubject, submissionEventFilter, workerEventSubject } from "../../subjects.js";
 import { parseJobId, readRunRecord, type CliContext } from "../context.js";
 import { countStored, followStatus, parseSince } from "../follow.js";
 import { isTerminal, statusLine } from "../render.js";
@@ -95,13 +96,14 @@ export async function watchCommand(ctx: CliContext, rawId: string | undefined, o
 }
 
 /**
- * Whether a terminal event read from the history is the job's end: not when its run record was
- * queued again since (ops.runs.retry, a dead letter replayed under its id).
+ * Whether a terminal event is the job's end: not when the run was queued again after it
+ * (ops.runs.retry publishes `requeued`), so a watcher follows the retry to its own end.
  */
 export async function endedForGood(nc: NatsConnection, e: JobEvent): Promise<boolean> {
-  const record = await readRunRecord(nc, e.jobId);
-  // A live end may arrive before its record write; only a record moved on *after* the event is a new story.
-  return record === undefined || TERMINAL_RUN_STATES.includes(record.state) || record.updatedAt <= e.at;
+  const jsm = await jetstreamManager(nc);
+  const last = await jsm.streams.getMessage(STREAMS.status, { last_by_subj: jobEventSubject(e.jobId, "requeued") }).catch(() => null);
+  const requeuedAt = last ? (parseJson(last.data) as { at?: unknown } | undefined)?.at : undefined;
+  return typeof requeuedAt !== "string" || requeuedAt < e.at;
 }
 
 /** Whether the id has a run record or any stored event (its own or a submission's). */
