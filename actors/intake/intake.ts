@@ -232,8 +232,13 @@ export class Intake implements AsyncDisposable {
     if (!readiness || readiness.ready || !readiness.reason) return;
     const reason = readiness.reason;
     const since = new Date().toISOString();
-    await this.runs.update(job.id, (r) => (r.state === "queued" ? { ...r, waiting: { reason, since }, updatedAt: since } : undefined));
-    await this.publisher.job(job.id, { type: "waiting", subject, reason }, jobMeta(job));
+    // Ops may have said it first (src/ops/waiting-monitor.ts): one `waiting` per reason.
+    let changed = false;
+    await this.runs.update(job.id, (r) => {
+      changed = r.state === "queued" && r.waiting?.reason !== reason;
+      return changed ? { ...r, waiting: { reason, since }, updatedAt: since } : undefined;
+    });
+    if (changed) await this.publisher.job(job.id, { type: "waiting", subject, reason }, jobMeta(job));
   }
 
   stop(): Promise<void> {

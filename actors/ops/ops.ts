@@ -11,6 +11,7 @@ import type { Logger } from "../../src/logger.js";
 import { openOpsContext, type OpsContext } from "../../src/ops/context.js";
 import { toOpsFailure } from "../../src/ops/errors.js";
 import { parseOpsRequest } from "../../src/ops/request.js";
+import { WaitingMonitor } from "../../src/ops/waiting-monitor.js";
 import { OPS_QUEUE, SERVICES } from "../../src/subjects.js";
 import { VERSION } from "../../src/version.js";
 import { OPS_ENDPOINTS, type OpsEndpointDef } from "./endpoints.js";
@@ -22,6 +23,7 @@ export class Ops implements AsyncDisposable {
   private readonly inFlight = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
   private countError: (endpoint: string, err: Error) => void = () => undefined;
+  private waiting: WaitingMonitor | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -31,6 +33,11 @@ export class Ops implements AsyncDisposable {
 
   async start(): Promise<void> {
     this.ctx = await openOpsContext(this.nc, this.config);
+    const { runsKv, runs, workersKv, publisher } = this.ctx;
+    this.waiting = new WaitingMonitor({ runsKv, runs, workersKv, publisher, env: this.config.env, log: this.log });
+    await this.waiting.start();
+    const monitor = this.waiting;
+    this.ctx.queuedRuns = (runtime, shard) => monitor.queuedOn(runtime, shard);
     const service = await new Svcm(this.nc).add({
       name: SERVICES.ops,
       version: VERSION,
@@ -98,7 +105,7 @@ export class Ops implements AsyncDisposable {
       } catch (err) {
         this.log.warn({ err }, "stopping the ops service failed");
       }
-      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      await Promise.race([Promise.allSettled([...this.inFlight, this.waiting?.stop()]), new Promise((r) => setTimeout(r, 5_000).unref())]);
       await closeConnection(this.nc);
       this.log.info("ops stopped");
     })().finally(() => this.markStopped());

@@ -3,6 +3,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Config } from "../config.js";
+import type { Runtime } from "../schemas/runtime.js";
 import { StatusPublisher } from "../events.js";
 import { RunStore } from "../runs/store.js";
 import { BUCKETS } from "../subjects.js";
@@ -17,6 +18,8 @@ export interface OpsContext {
   publisher: StatusPublisher;
   config: Config;
   now: () => Date;
+  /** Runs queued on a shard, when this replica follows them (src/ops/waiting-monitor.ts). */
+  queuedRuns?: (runtime: Runtime, shard: number) => number;
   /** How long a request to a worker may take (preflight can run a CLI). */
   workerTimeoutMs: number;
 }

@@ -70,8 +70,11 @@ async function shardHealth(ctx: OpsContext, runtime: Runtime, shard: number, wor
       .getMessage(STREAMS.jobs, { next_by_subj: subject, seq: info.delivered.stream_seq + 1 } as unknown as { seq: number })
       .catch(() => null);
     if (first) health.oldestWaitingMs = Math.max(0, ctx.now().getTime() - first.time.getTime());
-    if (!bound.some((w) => w.ready)) health.flag = waitingRemedy(runtime, subject, bound);
   }
+  const queued = ctx.queuedRuns?.(runtime, shard);
+  if (queued !== undefined) health.queued = queued;
+  // Handed-back jobs are not pending (they wait out a delay as ack-pending) but wait all the same.
+  if ((info.num_pending > 0 || (queued ?? 0) > 0) && !bound.some((w) => w.ready)) health.flag = waitingRemedy(runtime, subject, bound);
   return health;
 }
 

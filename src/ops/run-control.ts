@@ -62,7 +62,8 @@ export async function cancelRun(ctx: OpsContext, req: RunsCancelRequest): Promis
     // Queued (or running on a worker that is gone, which nobody else will finish): cancelled here.
     if (r.state !== "queued" && !(r.state === "running" && holderGone(r))) return undefined;
     cancelledNow = true;
-    return finished(r, ctx.now().toISOString(), "cancelled", { outcome: "CANCELLED", summary: reason });
+    const { waiting: _waiting, ...rest } = r; // it waits no more
+    return finished(rest, ctx.now().toISOString(), "cancelled", { outcome: "CANCELLED", summary: reason });
   });
   if (!stored) throw noRun(req.runId);
   const record = stored.record;
@@ -111,11 +112,15 @@ export async function preflightRun(ctx: OpsContext, req: RunsPreflightRequest): 
   const run = stored.record;
   const volumeName = run.diagnostics.volumeName ?? volumeNameFor(ctx, run.runtime, run.shard);
   const base = { runId: run.jobId, subject: run.subject, volumeName };
+  const workers = await readWorkers(ctx);
   const fresh = run.preflight && ctx.now().getTime() - Date.parse(run.preflight.checkedAt) < ctx.config.env.MOONMIND_AUTH_TTL_MS;
-  if (!req.forceRefresh && run.preflight && fresh) {
+  // A stored pass is stale once no worker's login for the shard is ready or being checked (a job found it expired since).
+  const loginUp = (w: WorkerRecord) => ["ready", "checking"].includes(loginFor(w, run.runtime, volumeName).auth?.state ?? "");
+  const stillTrue = run.preflight?.status !== "passed" || workers.some((w) => isLive(ctx, w) && w.shards.includes(run.consumer) && loginUp(w));
+  if (!req.forceRefresh && run.preflight && fresh && stillTrue) {
     return { ...base, volumeName: run.preflight.volume ?? volumeName, status: run.preflight.status, checkedAt: run.preflight.checkedAt, message: run.preflight.message, cached: true };
   }
-  const worker = pickWorker(ctx, await readWorkers(ctx), run, volumeName);
+  const worker = pickWorker(ctx, workers, run, volumeName);
   if (!worker) {
     throw unavailable(`no live worker serves ${run.subject} to run the ${run.runtime} preflight: start one with MOONMIND_WORKER_RUNTIMES=${run.runtime}`);
   }

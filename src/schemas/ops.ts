@@ -58,13 +58,18 @@ export const ShardHealthSchema = z.object({
   /** Delivered, not yet acked (num_ack_pending): running or about to. */
   ackPending: z.number().int(),
   redelivered: z.number().int(),
+  /**
+   * Runs whose record says queued on this shard (from ops' follow of KV runs): the pending ones
+   * and those handed back (a drain, an expired login, a retry's backoff). Absent when unknown.
+   */
+  queued: z.number().int().optional(),
   /** The login volume's name for this shard ({shard} expanded). */
   volumeName: z.string(),
   workers: z.array(BoundWorkerSchema),
   /** Age in ms of the oldest message not yet acked; absent when none waits. */
   oldestWaitingMs: z.number().int().optional(),
   latestRun: z.object({ jobId: z.string(), state: RunStateSchema, updatedAt: z.string() }).optional(),
-  /** Set when jobs are pending and no bound worker is ready: the remedy. */
+  /** Set when jobs are pending or queued and no bound worker is ready: the remedy. */
   flag: z.string().optional(),
   /** Set when the shard's consumer could not be read. */
   error: z.string().optional(),

@@ -3,7 +3,7 @@
  * current by a watch so a question costs no round trip: who serves a shard, and is any ready?
  * Intake asks it for every job it routes; ops asks it for shard health.
  */
-import type { KV, KvWatchEntry } from "@nats-io/kv";
+import type { KV, KvEntry } from "@nats-io/kv";
 import { parseJson } from "../json.js";
 import { WorkerRecordSchema, type WorkerRecord } from "../schemas/events.js";
 import type { Runtime } from "../schemas/runtime.js";
@@ -20,6 +20,7 @@ export interface ShardReadiness {
 
 export class WorkerDirectory {
   private readonly workers = new Map<string, WorkerRecord>();
+  private readonly revisions = new Map<string, number>();
   private stopWatch: (() => void) | undefined;
 
   constructor(
@@ -28,19 +29,28 @@ export class WorkerDirectory {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Resolves once every record stored at start is known, so a first answer is not "nobody". */
   async start(): Promise<void> {
     const watch = await this.kv.watch();
     this.stopWatch = () => watch.stop();
     void (async () => {
       for await (const entry of watch) this.apply(entry);
     })().catch(() => undefined);
+    // The watch replays stored records too, but gives no sign when it has; read them once here.
+    for await (const key of await this.kv.keys()) {
+      const entry = await this.kv.get(key);
+      if (entry) this.apply(entry);
+    }
   }
 
   stop(): void {
     this.stopWatch?.();
   }
 
-  private apply(entry: KvWatchEntry): void {
+  private apply(entry: KvEntry): void {
+    const seen = this.revisions.get(entry.key) ?? 0;
+    if (entry.revision < seen) return; // the start-up read and the watch may both bring one entry
+    this.revisions.set(entry.key, entry.revision);
     if (entry.operation !== "PUT" || entry.length === 0) {
       this.workers.delete(entry.key);
       return;

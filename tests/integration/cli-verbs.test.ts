@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Intake } from "../../actors/intake/intake.js";
 import type { Worker } from "../../actors/worker/worker.js";
 import { watchFilters } from "../../src/cli/commands/watch.js";
@@ -91,7 +91,7 @@ describe("submit, logs, artifacts", SLOW, () => {
     expect(done.exitCode).toBe(0);
     const missing = await cli(["artifacts", "cli-nochange", "patch"]);
     expect(missing.exitCode).toBe(1);
-    expect(missing.stderr).toMatch(/no changes\.patch for job cli-nochange .*it has: log \(output\.log\), message \(last-message\.md\)/);
+    expect(missing.stderr).toMatch(/no changes\.patch for job cli-nochange — the agent changed nothing \(outcome NO_CHANGES\); it has: log \(output\.log\), message \(last-message\.md\)/);
     const none = await cli(["artifacts", "never-was"]);
     expect(none.exitCode).toBe(1);
     expect(none.stderr).toMatch(/job never-was has no artifacts/);
@@ -101,6 +101,28 @@ describe("submit, logs, artifacts", SLOW, () => {
     expect(bad.stderr).toMatch(/'a\.b' is not a valid job id/);
     expect(bad.stderr).not.toMatch(/illegal subject/i);
     expect((await cli(["logs", "never-was"])).stderr).toMatch(/no job never-was/);
+  });
+
+  it("says what became of a dead-lettered run with no patch, from its run record", async () => {
+    const failed = await cli(["submit", "--repository", stack.repo, "--id", "cli-dead", "--instructions", "fail", "--max-attempts", "1", "--wait"]);
+    expect(failed.exitCode).toBe(1);
+    const missing = await cli(["artifacts", "cli-dead", "patch"]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/no changes\.patch for job cli-dead — the run was dead-lettered after attempt 1 \(outcome FAILED\): AGENT_FAILED: .*; it has: log \(output\.log\)/);
+    expect(missing.stderr).not.toMatch(/NO_CHANGES|changed nothing/);
+  });
+
+  it.skipIf(!haveOps)("says what became of a cancelled run with no patch, from its run record", async () => {
+    const submitted = await cli(["submit", "--repository", stack.repo, "--id", "cli-stopped", "--instructions", "say working on it\nsleep 30000"]);
+    expect(submitted.exitCode).toBe(0);
+    await vi.waitFor(async () => expect((await stack.runs.get("cli-stopped"))?.record.state).toBe("running"), { timeout: 30_000, interval: 100 });
+    const cancel = await cli(["runs", "cancel", "cli-stopped"]);
+    expect(cancel.exitCode).toBe(0);
+    await vi.waitFor(async () => expect((await stack.runs.get("cli-stopped"))?.record.state).toBe("cancelled"), { timeout: 30_000, interval: 100 });
+    const missing = await cli(["artifacts", "cli-stopped", "patch"]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/no changes\.patch for job cli-stopped — the run was cancelled \(outcome CANCELLED\): .*cancelled by an operator; it has: log \(output\.log\)/);
+    expect(missing.stderr).not.toMatch(/NO_CHANGES|changed nothing/);
   });
 
   it("reports a duplicate id: same request exits 0, a different one exits 1", async () => {
@@ -211,7 +233,7 @@ describe.skipIf(!haveOps)(`verbs over the ops service${haveOps ? "" : " (skipped
   it("shards and workers, human and --json", async () => {
     const human = await cli(["shards"]);
     expect(human.exitCode).toBe(0);
-    expect(human.stdout).toMatch(/^SHARD +PENDING +RUNNING +REDELIVERED +OLDEST +WORKERS +VOLUME +LATEST RUN$/m);
+    expect(human.stdout).toMatch(/^SHARD +QUEUED +PENDING +ACK PENDING +REDELIVERED +OLDEST +WORKERS +VOLUME +LATEST RUN$/m);
     expect(human.stdout).toMatch(/^jobs\.codex\.shard\.0 +\d+ +\d+ +\d+ .*w-cli/m);
     expect(human.stdout).not.toMatch(/\x1b\[/); // no colour off a TTY
     const json = ShardsReplySchema.parse(JSON.parse((await cli(["shards", "--json", "--runtime", "codex"])).stdout));

@@ -26,6 +26,7 @@ export function renderShards(reply: ShardsReply, c: Colors): string {
   if (reply.shards.length === 0) return "no shards";
   const rows = reply.shards.map((s) => [
     s.flag ? c.red(s.subject) : s.subject,
+    s.queued ?? "",
     s.pending,
     s.ackPending,
     s.redelivered,
@@ -34,7 +35,7 @@ export function renderShards(reply: ShardsReply, c: Colors): string {
     s.volumeName,
     s.latestRun ? `${s.latestRun.jobId} ${paintState(s.latestRun.state, c)}` : "",
   ]);
-  const table = renderTable(["SHARD", "PENDING", "RUNNING", "REDELIVERED", "OLDEST", "WORKERS", "VOLUME", "LATEST RUN"], rows, c);
+  const table = renderTable(["SHARD", "QUEUED", "PENDING", "ACK PENDING", "REDELIVERED", "OLDEST", "WORKERS", "VOLUME", "LATEST RUN"], rows, c);
   const notes = reply.shards.flatMap((s) => [
     ...(s.flag ? [`${c.red("!")} ${s.subject}: ${s.flag}`] : []),
     ...(s.error ? [`${c.yellow("?")} ${s.subject}: ${s.error}`] : []),
