@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
 import { spawnActor } from "../../src/cli/commands/actor.js";
 import { SUBJECTS } from "../../src/subjects.js";
@@ -40,6 +40,8 @@ describe("a worker killed with SIGKILL mid-job", () => {
       JSON.stringify({ id: "crash-1", repository: stack.repo, instructions: `sleep-once 60000 ${marker}\nwrite RESULT.md: done` }),
     );
     await events.waitFor((e) => e.jobId === "crash-1" && e.type === "started");
+    // Mid-job: the agent is running (it wrote its marker), not merely spawned.
+    await vi.waitFor(() => expect(existsSync(marker)).toBe(true), { timeout: 10_000, interval: 20 });
     doomed.kill("SIGKILL");
     expect(await exited).toBe("SIGKILL");
 
