@@ -9,19 +9,21 @@
  * - An actor that crashes is restarted with backoff; one that stops by itself (a drain request)
  *   stays down and is reported. Each actor watches the launcher through a stdin pipe and stops
  *   if the launcher is gone, however it went.
+ * - The stack's own nats-server is kept up the same way (./local-server.ts): restarted on the same
+ *   port and store, the lock and nats.url naming the new process; the actors reconnect to it.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Config } from "../config.js";
 import { Kvm } from "@nats-io/kv";
 import { connectNats } from "../nats/connect.js";
 import { provision, type ProvisionReport } from "../nats/provision.js";
-import { startNatsServer, type NatsServer } from "../nats/server.js";
 import { DEV_URL_FILE } from "../nats/url.js";
 import { BUCKETS } from "../subjects.js";
 import { spawnActor, type ActorName } from "./commands/actor.js";
 import { lockDataDir } from "./data-dir-lock.js";
+import { keepNatsServer, type KeptServer } from "./local-server.js";
 
 export interface WorkerSpec {
   name: string;
@@ -39,7 +41,7 @@ export interface LocalStack {
   dataDir: string;
   report: ProvisionReport;
   children: Map<string, ChildProcess>;
-  /** Crashes, restarts, and actors that stopped by themselves. */
+  /** Crashes, restarts (of the actors and of the stack's own nats-server, named `nats-server`), and actors that stopped by themselves. */
   onChildEvent(cb: (e: ChildEvent) => void): void;
   stop(): Promise<void>;
 }
@@ -56,28 +58,26 @@ export async function startLocalStack(
   const dataDir = resolve(config.env.MOONMIND_DATA_DIR);
   await mkdir(dataDir, { recursive: true });
   const lock = await lockDataDir(dataDir);
-  let server: NatsServer | undefined;
+  let server: KeptServer | undefined;
   let url = config.env.NATS_URL;
-  const urlFile = join(dataDir, DEV_URL_FILE);
   try {
     if (!url) {
-      server = await startNatsServer({ storeDir: join(dataDir, "nats"), logFile: join(dataDir, "nats-server.log"), detached: true });
-      lock.setServerPid(server.pid);
+      server = await keepNatsServer({
+        storeDir: join(dataDir, "nats"),
+        logFile: join(dataDir, "nats-server.log"),
+        urlFile: join(dataDir, DEV_URL_FILE),
+        recordPid: (pid) => lock.setServerPid(pid),
+      });
       url = server.url;
-      await writeFile(urlFile, `${url}\n`);
     }
     const nc = await connectNats({ servers: url, name: "moonmind-local-stack" });
     const report = await provision(nc, config).finally(() => nc.close());
     return await supervise({ config, opts, dataDir, url, server, report, release: async () => {
-      if (server) {
-        await server.stop();
-        await rm(urlFile, { force: true });
-      }
+      await server?.stop();
       lock.release();
     } });
   } catch (err) {
     await server?.stop();
-    if (server) await rm(urlFile, { force: true });
     lock.release();
     throw err;
   }
@@ -112,7 +112,7 @@ async function supervise(s: {
   opts: { baseEnv: NodeJS.ProcessEnv; workers: WorkerSpec[]; quiet?: boolean; stopGraceMs?: number };
   dataDir: string;
   url: string;
-  server: NatsServer | undefined;
+  server: KeptServer | undefined;
   report: ProvisionReport;
   release: () => Promise<void>;
 }): Promise<LocalStack> {
@@ -156,6 +156,9 @@ async function supervise(s: {
       timers.add(timer);
     });
   };
+  s.server?.onEvent((e) =>
+    listener?.(e.kind === "crashed" ? { kind: "crashed", name: "nats-server", why: e.why, restartInMs: e.restartInMs } : { kind: "restarted", name: "nats-server" }),
+  );
   for (const spec of specs) launch(spec, 0);
   const workerIds = s.opts.workers.map((w) => w.env.MOONMIND_WORKER_ID).filter((id): id is string => id !== undefined);
   await untilWorkersUp(s.url, workerIds, 60_000);

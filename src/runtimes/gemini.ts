@@ -4,8 +4,11 @@
  * The CLI has no offline auth check (every command calls the model), so preflight checks those
  * files and that the binary runs. Runs: `gemini --prompt=… -o stream-json`, trusted workspace,
  * an approval mode for automation, always under a timeout (it retries a dead endpoint for minutes).
+ * Even `gemini --version` writes into its home (0.61.0 leaves a `.gemini/projects.json.<uuid>.tmp`
+ * per call), so the probes run on a throwaway home: never the login volume, never the worker's own.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
 import { buildPrompt } from "./prompt.js";
@@ -80,7 +83,9 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
 
   async check(volume: LoginVolume, signal?: AbortSignal): Promise<AuthCheck> {
     const base = { checkedAt: new Date().toISOString(), volume: volume.name };
-    const runs = await runCheck({ bin: this.bin, args: ["--version"], env: this.baseEnv(volume.path), cwd: "/" }, this.settings.checkTimeoutMs ?? 30_000, signal);
+    const runs = await withThrowawayHome((home) =>
+      runCheck({ bin: this.bin, args: ["--version"], env: this.baseEnv(home), cwd: "/" }, this.settings.checkTimeoutMs ?? 30_000, signal),
+    );
     if (runs.exitCode !== 0) {
       return {
         state: "unavailable",
@@ -187,7 +192,7 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
   }
 
   version(): Promise<string | undefined> {
-    return cliVersion(this.bin, { ...baseAgentEnv(), GEMINI_CLI_NO_RELAUNCH: "true" });
+    return withThrowawayHome((home) => cliVersion(this.bin, { ...baseAgentEnv(), GEMINI_CLI_HOME: home, HOME: home, GEMINI_CLI_NO_RELAUNCH: "true" }));
   }
 
   private async login(volume: LoginVolume): Promise<{ kind?: string; problem?: string; fingerprint?: string }> {
@@ -223,6 +228,16 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
       GEMINI_CLI_NO_RELAUNCH: "true",
       GEMINI_CLI_TRUST_WORKSPACE: "true",
     };
+  }
+}
+
+/** Runs `fn` with an empty home of its own, removed afterwards with whatever the CLI left in it. */
+async function withThrowawayHome<T>(fn: (home: string) => Promise<T>): Promise<T> {
+  const home = await mkdtemp(join(tmpdir(), "moonmind-gemini-probe-"));
+  try {
+    return await fn(home);
+  } finally {
+    await rm(home, { recursive: true, force: true });
   }
 }
 

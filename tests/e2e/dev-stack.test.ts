@@ -143,6 +143,27 @@ describe("the one-machine stack", () => {
     expect(r.exitCode).toBe(0);
   });
 
+  it("restarts its nats-server when it dies, on the same port and store; the lock names the new one and the actors reconnect", async () => {
+    const lockFile = join(standInDir, "dev.lock");
+    const urlBefore = readFileSync(join(standInDir, "nats.url"), "utf8");
+    const servers = () => stackProcesses().filter((p) => p.cmd.includes("nats-server"));
+    const [killed] = servers();
+    expect(killed).toBeDefined();
+    expect((JSON.parse(readFileSync(lockFile, "utf8")) as { serverPid?: number }).serverPid).toBe(killed!.pid);
+    process.kill(killed!.pid, "SIGKILL");
+    await vi.waitFor(() => expect(dev.stderr()).toContain("nats-server restarted"), { timeout: 20_000, interval: 100 });
+    expect(dev.stderr()).toMatch(/nats-server exited \(pid \d+, not stopped by this launcher; its log: .*\); restarting it in 1 s/);
+    const now = servers();
+    expect(now).toHaveLength(1);
+    expect(now[0]!.pid).not.toBe(killed!.pid);
+    expect((JSON.parse(readFileSync(lockFile, "utf8")) as { serverPid?: number }).serverPid).toBe(now[0]!.pid);
+    expect(readFileSync(join(standInDir, "nats.url"), "utf8")).toBe(urlBefore);
+    // Intake and the worker found the new server by themselves; the store (the first job's history) is the same.
+    const r = await moonmind("submit", "--repository", repo, "--instructions", "say the server came back", "--wait");
+    expect(r.exitCode).toBe(0);
+    expect((await moonmind("watch", "dev-ok")).stdout).toMatch(/succeeded/);
+  }, 90_000);
+
   it("stops everything on Ctrl-C sent to its process group, the server last, leaving nothing behind", async () => {
     process.kill(-dev.child.pid!, "SIGINT");
     expect(await dev.exit).toBe(0);

@@ -3,9 +3,10 @@
  * prompt, and the remedy named when they fail.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execa } from "execa";
 import { loadConfig } from "../../src/config.js";
@@ -24,6 +25,20 @@ const volume = async (name: string): Promise<LoginVolume> => {
   return { name, path };
 };
 const adapter = (runtime: "codex" | "claude" | "gemini") => createAdapter(runtime, loadConfig({}));
+
+/** Every file under `root`, with its mode and content: what a check must leave as it found it. */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out[relative(root, p)] = `${(statSync(p).mode & 0o777).toString(8)} ${readFileSync(p, "utf8")}`;
+    }
+  };
+  walk(root);
+  return out;
+}
 
 describe("codex login check (real codex 0.169.0)", () => {
   it("uses the pinned binary", async () => {
@@ -139,5 +154,61 @@ describe("gemini login check (real gemini 0.61.0)", () => {
     const check = await adapter("gemini").check(v);
     expect(check.state).toBe("unauthenticated");
     expect(check.result.message).toMatch(/oauth_creds\.json/);
+  });
+
+  it("leaves nothing in the volume however often it checks a paused login (no projects.json.<uuid>.tmp)", async () => {
+    const v = await volume("gemini-paused");
+    await mkdir(join(v.path, ".gemini"));
+    await writeFile(join(v.path, ".gemini/settings.json"), JSON.stringify({ security: { auth: { selectedType: "oauth-personal" } } }));
+    const before = snapshot(v.path);
+    const gemini = adapter("gemini");
+    for (let i = 0; i < 3; i++) expect((await gemini.check(v)).state).toBe("unauthenticated");
+    expect(snapshot(v.path)).toEqual(before);
+  });
+
+  it("runs its probes (check, version) on a throwaway home of their own, removed afterwards", async () => {
+    // The real pinned binary, behind a wrapper that notes the home each call gets.
+    const log = join(dir, "gemini-homes.log");
+    const wrapper = join(dir, "gemini-noting-home");
+    await writeFile(wrapper, `#!/bin/sh\nprintf '%s %s\\n' "\${HOME:-unset}" "\${GEMINI_CLI_HOME:-unset}" >> '${log}'\nexec '${adapter("gemini").bin}' "$@"\n`);
+    await chmod(wrapper, 0o755);
+    const gemini = createAdapter("gemini", loadConfig({ MOONMIND_GEMINI_BIN: wrapper }));
+    const v = await volume("gemini-probed");
+    await mkdir(join(v.path, ".gemini"));
+    await writeFile(join(v.path, ".gemini/settings.json"), JSON.stringify({ security: { auth: { selectedType: "gemini-api-key" } } }));
+    await writeFile(join(v.path, "api-key"), "test-key\n", { mode: 0o600 });
+    const before = snapshot(v.path);
+    expect(await gemini.version()).toBe("0.61.0");
+    expect((await gemini.check(v)).state).toBe("ready");
+    const homes = (await readFile(log, "utf8")).trim().split("\n").map((l) => l.split(" "));
+    expect(homes).toHaveLength(2);
+    for (const [home, cliHome] of homes) {
+      expect(cliHome).toBe(home);
+      expect([v.path, homedir(), "unset"]).not.toContain(home);
+      expect(existsSync(home!)).toBe(false);
+    }
+    expect(snapshot(v.path)).toEqual(before);
+  });
+
+  it("refuses the Google sign-in without a terminal before touching the volume (tools/auth-gemini-volume.sh)", async () => {
+    const script = join(import.meta.dirname, "../../tools/auth-gemini-volume.sh");
+    const run = (...args: string[]) => execa(script, args, { stdin: "ignore", reject: false, timeout: 60_000 });
+    const v = await volume("gemini-no-tty");
+    await mkdir(join(v.path, ".gemini"));
+    await writeFile(join(v.path, ".gemini/settings.json"), JSON.stringify({ security: { auth: { selectedType: "gemini-api-key" } } }));
+    await writeFile(join(v.path, "api-key"), "test-key\n", { mode: 0o600 });
+    const before = snapshot(v.path);
+    const refused = await run("--local", v.path);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/the gemini login needs a terminal; use --api-key .* or --sync DIR/);
+    expect(snapshot(v.path)).toEqual(before);
+    // A volume that is not there yet is not made either.
+    const fresh = join(dir, "gemini-no-tty-fresh");
+    expect((await run("--local", fresh)).exitCode).toBe(2);
+    expect(existsSync(fresh)).toBe(false);
+    // What needs no terminal still runs: the worker's check passes on the untouched login.
+    const check = await run("--local", v.path, "--check");
+    expect(check.stdout).toMatch(/gemini login on .*: passed \(ready\)/);
+    expect(check.exitCode).toBe(0);
   });
 });

@@ -1,12 +1,14 @@
 /**
  * `moonmind artifacts <id> [patch|log|message] [--out FILE]`: what a job stored in the object
- * store `artifacts`. Without a kind, the list; with one, its content to stdout or to FILE.
+ * store `artifacts`. Without a kind, the list; with one, its content to stdout or to FILE. An
+ * artifact that is not there is explained from the run record (KV runs): its state and outcome.
  */
 import { writeFile } from "node:fs/promises";
 import { Objm } from "@nats-io/obj";
 import { MoonmindError, UsageError } from "../../errors.js";
 import { ARTIFACTS, OBJECT_STORES, artifactKey, type ArtifactName } from "../../subjects.js";
-import { parseJobId, withNats, type CliContext } from "../context.js";
+import type { RunRecord } from "../../schemas/run.js";
+import { parseJobId, readRunRecord, withNats, type CliContext } from "../context.js";
 import { renderTable, shortTime } from "../table.js";
 
 export const ARTIFACT_KINDS = { patch: ARTIFACTS.changesPatch, log: ARTIFACTS.outputLog, message: ARTIFACTS.lastMessage } as const;
@@ -54,8 +56,8 @@ export async function artifactsCommand(ctx: CliContext, rawId: string, kind: str
     const data = present.some((a) => a.name === wanted) ? await store.getBlob(key) : null;
     if (!data) {
       const has = present.length === 0 ? "the job has no artifacts" : `it has: ${present.map((a) => `${a.kind} (${a.name})`).join(", ")}`;
-      const why = kind === "patch" && present.length > 0 ? " — the agent changed nothing (outcome NO_CHANGES)" : "";
-      throw new MoonmindError(`no ${wanted} for job ${jobId}${why}; ${has}`);
+      const why = whyMissing(kind as ArtifactKind, await readRunRecord(nc, jobId));
+      throw new MoonmindError(`no ${wanted} for job ${jobId}${why ? ` — ${why}` : ""}; ${has}`);
     }
     if (opts.out !== undefined) {
       await writeFile(opts.out, data);
@@ -67,6 +69,29 @@ export async function artifactsCommand(ctx: CliContext, rawId: string, kind: str
     else process.stdout.write(data);
     return 0;
   });
+}
+
+/** Why a run has no such artifact, from its record: its state, outcome and last error. */
+export function whyMissing(kind: ArtifactKind, record: RunRecord | undefined): string {
+  if (!record) return "";
+  const outcome = record.result?.outcome;
+  const error = record.result?.error ?? record.lastError;
+  const attempt = record.attempts > 0 ? ` after attempt ${record.attempts}` : "";
+  const detail = `${outcome ? ` (outcome ${outcome})` : ""}${error ? `: ${error.code}: ${error.message}` : ""}`;
+  switch (record.state) {
+    case "succeeded":
+      if (outcome === "NO_CHANGES" && kind === "patch") return "the agent changed nothing (outcome NO_CHANGES)";
+      return outcome ? `the run succeeded (outcome ${outcome})` : "the run succeeded";
+    case "cancelled":
+      return `the run was cancelled${outcome ? ` (outcome ${outcome})` : ""}${record.result?.summary ? `: ${record.result.summary}` : error ? `: ${error.message}` : ""}`;
+    case "dead_letter":
+      return `the run was dead-lettered${attempt}${detail}`;
+    case "failed":
+      return `the run failed${attempt}${detail}`;
+    case "queued":
+    case "running":
+      return `the run is ${record.state}${record.attempts > 0 ? ` (attempt ${record.attempts})` : ""}; a run stores its artifacts when it ends`;
+  }
 }
 
 function formatBytes(n: number): string {

@@ -46,6 +46,11 @@ export async function authCommand(ctx: CliContext, runtimeName: string, opts: Au
   if (modes > 1) throw new UsageError("give one of --check, --sync, --api-key, --token");
   if (opts.token && runtime.data !== "claude") throw new UsageError("--token is for claude (the output of `claude setup-token`)");
 
+  // A login that can only be refused must not touch the volume first.
+  const interactive = !opts.check && opts.sync === undefined && !opts.apiKey && !opts.token;
+  if (interactive && !process.stdin.isTTY) {
+    throw new UsageError(`the ${runtime.data} login needs a terminal; use --api-key${runtime.data === "claude" ? " or --token" : ""} with the secret on stdin, or --sync DIR`);
+  }
   const adapter = createAdapter(runtime.data, ctx.config);
   const path = authVolumePath(ctx, runtime.data, opts.local);
   const volume: LoginVolume = { name: path, path };
@@ -135,9 +140,6 @@ async function interactiveLogin(adapter: RuntimeAdapter, runtime: Runtime, dir: 
     await setGeminiAuthType(dir, "oauth-personal");
     process.stderr.write("Starts gemini to sign in with Google; type /quit once it says you are signed in.\n");
     args = [];
-  }
-  if (!process.stdin.isTTY) {
-    throw new UsageError(`the ${runtime} login needs a terminal; use --api-key${runtime === "claude" ? " or --token" : ""} with the secret on stdin, or --sync DIR`);
   }
   return new Promise((done) => {
     const child = spawn(adapter.bin, args, { env, stdio: "inherit", cwd: dir });
