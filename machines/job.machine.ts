@@ -2,11 +2,14 @@
  * One job on one worker, from the claim to the settled message. Pure: every effect is an
  * actor or action the worker provides with `.provide()`; time reaches it only through delays.
  *
- *   claiming → preflight → preparing → running → collecting → finishing → cleaning → done
+ *   claiming → preflight → preparing → running → exited → collecting → finishing → cleaning → done
  *                                 \________ failing → retrying | concluding (failed or dead_letter)
  *   requeueing (preflight failed, no attempt spent) · cancelling (CANCEL)
  *   running ─(timeout | CANCEL | RELEASE)→ stopping: nothing moves on until the agent and every
  *   process it started are gone, and its rotated credentials are written back
+ *   exited: nothing is collected until the record says the agent has finished (recordExit), so a
+ *   worker dying from here on is never answered by running the agent again; a claim that finds
+ *   such a record of a dead worker ends the job (`lost` → concluding, RESULT_LOST)
  *
  * The machine's output tells the host how to settle the JetStream message. The host keeps the
  * message alive from delivery to settlement, so no step here races ack_wait. A record write the
@@ -117,6 +120,11 @@ export const jobMachine = setup({
     runAgent: notProvided("runAgent") as unknown as ReturnType<
       typeof fromPromise<AgentResult, { job: JobRequest; attempt: number; workspace: Workspace }>
     >,
+    /**
+     * Writes on the run record that the agent has finished (compare-and-set, retried while the
+     * store is away). The host may have begun it already, the moment the agent said so.
+     */
+    recordExit: notProvided("recordExit") as unknown as ReturnType<typeof fromPromise<void, { job: JobRequest; attempt: number }>>,
     collectArtifacts: notProvided("collectArtifacts") as unknown as ReturnType<
       typeof fromPromise<Collected, { job: JobRequest; workspace: Workspace; agent: AgentResult }>
     >,
@@ -204,6 +212,16 @@ export const jobMachine = setup({
               }),
             }),
           },
+          {
+            guard: { type: "claimIs", params: { kind: "lost" } },
+            target: "concluding",
+            actions: assign({
+              finalState: "failed",
+              retryable: false,
+              attempt: ({ event }) => (event.output as Extract<ClaimResult, { kind: "lost" }>).attempt,
+              error: ({ event }) => ({ code: "RESULT_LOST", message: (event.output as Extract<ClaimResult, { kind: "lost" }>).reason }),
+            }),
+          },
           // A forged or stale body: never run it, never redeliver it; the job's own message is untouched.
           { guard: { type: "claimIs", params: { kind: "refused" } }, target: "done", actions: assign({ settlement: { kind: "term" } }) },
           {
@@ -279,7 +297,7 @@ export const jobMachine = setup({
         src: "runAgent",
         input: ({ context }) => ({ job: context.job, attempt: context.attempt, workspace: context.workspace! }),
         onDone: [
-          { guard: "agentSucceeded", target: "collecting", actions: assign({ agent: ({ event }) => event.output }) },
+          { guard: "agentSucceeded", target: "exited", actions: assign({ agent: ({ event }) => event.output }) },
           {
             guard: "agentLoginExpired",
             target: "requeueing",
@@ -346,6 +364,15 @@ export const jobMachine = setup({
           { guard: { type: "stoppedFor", params: { then: "release" } }, target: "requeueing" },
           { target: "failing" },
         ],
+      },
+    },
+    // The agent's effect has happened: first of all, the record says so.
+    exited: {
+      invoke: {
+        src: "recordExit",
+        input: ({ context }) => ({ job: context.job, attempt: context.attempt }),
+        onDone: { target: "collecting" },
+        onError: WRITE_FAILED,
       },
     },
     collecting: {

@@ -13,7 +13,12 @@ export type ClaimResult =
   /** No run record (deleted, or never written by intake): the job ends, saying why. */
   | { kind: "missing"; reason: string }
   /** The shard message disagrees with the request in the run record: refuse the message. */
-  | { kind: "refused"; reason: string };
+  | { kind: "refused"; reason: string }
+  /**
+   * The run's agent finished on a worker that died before storing its result (the record says so):
+   * the agent is not run again, the job ends failed with RESULT_LOST. The claimer owns the record.
+   */
+  | { kind: "lost"; attempt: number; reason: string };
 
 export interface Workspace {
   dir: string;

@@ -7,16 +7,16 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { ObjectStore } from "@nats-io/obj";
 import { fromPromise } from "xstate";
-import { jobMachine, type AgentResult, type Collected, type JobReport } from "../../machines/job.machine.js";
+import { jobMachine, type AgentResult, type Collected, type JobReport, type Workspace } from "../../machines/job.machine.js";
 import { RetryableError } from "../../src/errors.js";
 import { canonicalJson } from "../../src/json.js";
 import { persist } from "../../src/runs/persist.js";
 import type { StatusPublisher } from "../../src/events.js";
 import { LogBatcher } from "../../src/logs.js";
 import type { Logger } from "../../src/logger.js";
-import { claimed, decideClaim } from "../../src/runs/claim.js";
-import { finished, ownedBy, requeued } from "../../src/runs/record.js";
-import { RunConflictError, type RunStore } from "../../src/runs/store.js";
+import { claimed, decideClaim, takeoverSilenceMs } from "../../src/runs/claim.js";
+import { agentFinished, finished, ownedBy, requeued } from "../../src/runs/record.js";
+import { RunConflictError, type RunStore, type StoredRun } from "../../src/runs/store.js";
 import { runProcess } from "../../src/runtimes/process.js";
 import type { OutputEvent, PrivateHome } from "../../src/runtimes/types.js";
 import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
@@ -68,6 +68,8 @@ export class StoreUnavailableError extends Error {
 
 const nowIso = () => new Date().toISOString();
 
+const stoppedWhilePreparing = () => new RetryableError("WORKER_STOPPING", "the job was stopped while its workspace was prepared");
+
 /** The machine with every effect bound to one message of one job. */
 export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   const { runs, publisher, workspaces, login, log } = deps;
@@ -77,8 +79,16 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   const batcher = new LogBatcher(deps.nc, job.id, { intervalMs: deps.settings.logBatchMs, maxLines: deps.settings.logBatchLines });
   let attempt = 0;
   let startedAt = 0;
-  /** The agent's whole run — process tree gone, credentials written back, home removed. */
+  /** The agent's run, until every process it started is gone (and, for a failed run, its home put away). */
   let agentRun: Promise<AgentResult> | undefined;
+  /** The run's private home put away once its processes are gone: credentials back to the volume, home removed. */
+  let homePutAway: Promise<void> | undefined;
+  /** The checkout under way: a job stopped during it removes the directory once it ends. */
+  let preparing: Promise<Workspace> | undefined;
+  /** The record's "the agent has finished" fact for this attempt, once begun. */
+  let finishNoted: Promise<void> | undefined;
+  /** The record as this attempt last wrote it: the next write tries that revision first. */
+  let known: StoredRun | undefined;
   /** Status events go out in order, each retried while the store is away. */
   let events: Promise<void> = Promise.resolve();
 
@@ -94,19 +104,51 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   };
 
   /**
-   * Writes the record only while this worker's attempt still owns it. A finishing write whose
-   * answer was lost (the server went away after applying it) is found applied on the retry.
+   * Writes the record only while this worker's attempt still owns it; `change` returns undefined
+   * when there is nothing to write. A finishing write whose answer was lost (the server went away
+   * after applying it) is found applied on the retry. While nobody else has written the record
+   * since this attempt did, one compare-and-set on the known revision does; otherwise (a conflict)
+   * it is read afresh.
    */
-  const updateOwned = (change: (r: RunRecord) => RunRecord, finishing?: RunRecord["state"]) =>
-    store("the run record", () =>
-      runs.update(job.id, (r) => {
-        if (finishing && r.state === finishing && r.workerId === deps.workerId && r.attempts === attempt) return undefined;
-        if (!ownedBy(r, deps.workerId, attempt)) {
-          throw new RunConflictError(`run ${job.id} is no longer held by ${deps.workerId} attempt ${attempt}`);
+  const updateOwned = (change: (r: RunRecord) => RunRecord | undefined, finishing?: RunRecord["state"]) => {
+    const guarded = (r: RunRecord) => {
+      if (finishing && r.state === finishing && r.workerId === deps.workerId && r.attempts === attempt) return undefined;
+      if (!ownedBy(r, deps.workerId, attempt)) {
+        throw new RunConflictError(`run ${job.id} is no longer held by ${deps.workerId} attempt ${attempt}`);
+      }
+      return change(r);
+    };
+    return store("the run record", async (): Promise<StoredRun | undefined> => {
+      const last = known;
+      if (last && ownedBy(last.record, deps.workerId, attempt)) {
+        const next = guarded(last.record);
+        if (next === undefined) return last;
+        try {
+          known = { record: next, revision: await runs.replace(job.id, next, last.revision) };
+          return known;
+        } catch (err) {
+          if (!(err instanceof RunConflictError)) throw err;
         }
-        return change(r);
-      }),
-    );
+      }
+      const stored = await runs.update(job.id, guarded);
+      if (stored) known = stored;
+      return stored;
+    });
+  };
+
+  /**
+   * The agent's effect has happened: the record says so before anything is collected, so a worker
+   * that takes the run over does not start the agent again (src/runs/claim.ts). Begun the moment
+   * the agent reports its turn done, and at the latest when the machine asks (recordExit).
+   */
+  const noteFinished = (): Promise<void> => {
+    if (!finishNoted) {
+      finishNoted = updateOwned((r) => (r.agentFinishedAt === undefined ? agentFinished(r, nowIso()) : undefined)).then(() => undefined);
+      // Awaited by recordExit; a run that ends otherwise (stopped, failed) overwrites or drops the fact.
+      finishNoted.catch(() => undefined);
+    }
+    return finishNoted;
+  };
 
   const putArtifact = async (name: ArtifactName, data: string): Promise<string> => {
     const key = artifactKey(job.id, name);
@@ -164,13 +206,14 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           if (holder !== undefined && holder !== deps.workerId && current.record.state === "running" && !alive) {
             const key = `${job.id}:${holder}`;
             const ttl = deps.settings.workerTtlMs;
+            const silence = takeoverSilenceMs(current.record, ttl);
             const first = deps.silentSince.get(key);
-            if (first === undefined || Date.now() - first < ttl) {
+            if (first === undefined || Date.now() - first < silence) {
               if (first === undefined) {
-                for (const [k, at] of deps.silentSince) if (Date.now() - at > 10 * ttl) deps.silentSince.delete(k);
+                for (const [k, at] of deps.silentSince) if (Date.now() - at > 10 * ttl + silence) deps.silentSince.delete(k);
                 deps.silentSince.set(key, Date.now());
               }
-              return { kind: "busy" as const, holder, retryInMs: ttl - (first === undefined ? 0 : Date.now() - first) + 100 };
+              return { kind: "busy" as const, holder, retryInMs: silence - (first === undefined ? 0 : Date.now() - first) + 100 };
             }
             deps.silentSince.delete(key);
           }
@@ -182,28 +225,38 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           if (decision.kind === "busy") {
             return { kind: "busy" as const, holder: decision.holder, retryInMs: deps.settings.workerTtlMs };
           }
-          if (decision.kind === "exhausted") {
-            // Take ownership so the dead-letter write below is ours alone.
+          if (decision.kind === "exhausted" || decision.kind === "lost") {
+            // Take ownership so the concluding write below is ours alone.
             const next = { ...current.record, state: "running" as const, workerId: deps.workerId, updatedAt: nowIso() };
+            let revision: number;
             try {
-              await runs.replace(job.id, next, current.revision);
+              revision = await runs.replace(job.id, next, current.revision);
             } catch (err) {
               if (err instanceof RunConflictError) continue;
               throw err;
             }
             attempt = current.record.attempts;
-            return { kind: "exhausted" as const, attempt };
+            known = { record: next, revision };
+            if (decision.kind === "exhausted") return { kind: "exhausted" as const, attempt };
+            const where = decision.holder === deps.workerId ? `an earlier life of this worker (${deps.workerId})` : `worker ${decision.holder ?? "unknown"}`;
+            const reason =
+              `the agent of attempt ${attempt} finished at ${decision.finishedAt} on ${where}, which stopped before storing its result; ` +
+              `the agent was not run again, as its effect had happened: 'moonmind runs retry ${job.id}' runs it afresh`;
+            log.warn({ jobId: job.id, holder: decision.holder, attempt }, "the run's agent had finished on a worker that is gone; ending it without its result");
+            return { kind: "lost" as const, attempt, reason };
           }
           const taken = claimed(current.record, deps.workerId, nowIso());
           // How many jobs still wait behind this one on its shard, as the server counted at delivery.
           const next = { ...taken, diagnostics: { ...taken.diagnostics, pending: msg.info.pending, deliveries: msg.info.deliveryCount } };
+          let revision: number;
           try {
-            await runs.replace(job.id, next, current.revision);
+            revision = await runs.replace(job.id, next, current.revision);
           } catch (err) {
             if (err instanceof RunConflictError) continue;
             throw err;
           }
           attempt = next.attempts;
+          known = { record: next, revision };
           return { kind: "claimed" as const, attempt };
         }
         throw new RunConflictError(`run ${job.id} kept changing while claiming it`);
@@ -225,38 +278,32 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         return result;
       }),
 
-      prepareWorkspace: fromPromise(async ({ signal }) => {
-        const ws = await workspaces.prepare(job);
-        // Handed back while the checkout ran: nobody else will remove it.
-        if (signal.aborted) {
-          await workspaces.remove(ws.dir);
-          throw new RetryableError("WORKER_STOPPING", "the worker stopped while the workspace was prepared");
-        }
-        // The run's private home lives in the job's directory and goes with it.
-        const home = await adapter.prepareHome(login.volume, ws.dir).catch(async (err: unknown) => {
-          await workspaces.remove(ws.dir);
-          throw err;
-        });
-        if (deps.agentUser) await chownTree(ws.dir, deps.agentUser);
-        prepared.set(ws.dir, { ws, home });
-        startedAt = Date.now();
-        await updateOwned((r) => ({ ...r, startedAt: nowIso(), updatedAt: nowIso() }));
-        return { dir: ws.dir, baseCommit: ws.baseCommit };
-      }),
+      prepareWorkspace: fromPromise(({ signal }) => (preparing = prepareWorkspace(signal))),
 
       runAgent: fromPromise(({ input, signal }) => (agentRun = runAgent(input.workspace.dir, signal))),
 
       agentExited: fromPromise(async () => {
         await agentRun?.catch(() => undefined);
+        await homePutAway;
       }),
+
+      recordExit: fromPromise(() => noteFinished()),
 
       collectArtifacts: fromPromise(async ({ input }): Promise<Collected> => {
         const { ws } = prepared.get(input.workspace.dir)!;
-        const patch = await workspaces.diff(ws);
-        const keys = await saveOutput();
-        if (patch.length > 0) keys.push(await putArtifact(ARTIFACTS.changesPatch, patch));
         const message = input.agent.lastMessage ? redactText(input.agent.lastMessage).trim() : undefined;
-        if (message) keys.push(await putArtifact(ARTIFACTS.lastMessage, `${message}\n`));
+        // Side by side: the diff (then its upload), the output, the last message, and the agent's
+        // home put away — its credentials are back on the volume before the record says succeeded.
+        const steps = [
+          workspaces.diff(ws).then(async (patch) => ({ patch, keys: patch.length > 0 ? [await putArtifact(ARTIFACTS.changesPatch, patch)] : [] })),
+          saveOutput(),
+          message ? putArtifact(ARTIFACTS.lastMessage, `${message}\n`).then((key) => [key]) : Promise.resolve([]),
+          homePutAway ?? Promise.resolve(),
+        ] as const;
+        // Every step settles before the machine moves on; the first failure is the answer.
+        for (const step of await Promise.allSettled(steps)) if (step.status === "rejected") throw step.reason;
+        const [{ patch, keys: patchKeys }, outputKeys, messageKeys] = await Promise.all(steps);
+        const keys = [...outputKeys, ...patchKeys, ...messageKeys];
         return {
           outcome: patch.length > 0 ? "CHANGES_READY" : "NO_CHANGES",
           artifacts: keys,
@@ -301,6 +348,10 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
 
       cleanup: fromPromise(async ({ input }) => {
         batcher.flush();
+        // A checkout the job was stopped during removes its own directory as it ends: wait for it,
+        // and for the agent's credentials to be back, before the message is settled.
+        await preparing?.catch(() => undefined);
+        await homePutAway;
         if (input.workspace) {
           prepared.delete(input.workspace.dir);
           await workspaces.remove(input.workspace.dir);
@@ -313,7 +364,47 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     },
   });
 
-  /** The agent CLI from start to the end of every process it started; then its credentials go back. */
+  /**
+   * The job's directory and the run's private home in it. Every way out but success — the run
+   * taken over meanwhile (a conflict on the record), the job stopped, a step failing — removes
+   * what it made: the machine only removes a workspace it was given.
+   */
+  async function prepareWorkspace(signal: AbortSignal): Promise<Workspace> {
+    const ws = await workspaces.prepare(job, signal);
+    try {
+      // The run's private home lives in the job's directory and goes with it.
+      const home = await adapter.prepareHome(login.volume, ws.dir);
+      if (deps.agentUser) await chownTree(ws.dir, deps.agentUser);
+      if (signal.aborted) throw stoppedWhilePreparing();
+      startedAt = Date.now();
+      await updateOwned((r) => ({ ...r, startedAt: nowIso(), updatedAt: nowIso() }));
+      // Stopped while the record was written: the machine has moved on without this workspace.
+      if (signal.aborted) throw stoppedWhilePreparing();
+      prepared.set(ws.dir, { ws, home });
+      return { dir: ws.dir, baseCommit: ws.baseCommit };
+    } catch (err) {
+      await workspaces.remove(ws.dir).catch((e: unknown) => log.error({ err: e, jobId: job.id, dir: ws.dir }, "could not remove a workspace"));
+      throw err;
+    }
+  }
+
+  /** The run's private home once its processes are gone: rotated credentials back to the volume, then removed. */
+  async function putHomeAway(home: PrivateHome): Promise<void> {
+    const writeBack = await home.writeBack().catch((err: unknown) => {
+      log.warn({ err, jobId: job.id }, "could not write rotated credentials back to the volume");
+      return "failed";
+    });
+    if (writeBack !== "unchanged") log.info({ jobId: job.id, volume: login.volume.name, writeBack }, "credentials write-back");
+    // Credentials never outlive the run, even where workspaces are kept.
+    await rm(home.dir, { recursive: true, force: true, maxRetries: 3 }).catch((err: unknown) =>
+      log.error({ err, jobId: job.id, dir: home.dir }, "could not remove the run's private home"),
+    );
+  }
+
+  /**
+   * The agent CLI from start to the end of every process it started. Its home is put away from
+   * then on; a run that failed waits for that, a successful one leaves it to collecting.
+   */
   async function runAgent(dir: string, signal: AbortSignal): Promise<AgentResult> {
     const { ws, home } = prepared.get(dir)!;
     const inv = { ...adapter.invocation(job, ws, home), ...(deps.agentUser ? { user: deps.agentUser } : {}) };
@@ -334,7 +425,11 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         for (const ev of parse(line)) {
           if (ev.kind === "message") lastMessage = ev.text;
           else if (ev.kind === "error") errors.push(ev.text);
-          else if (ev.kind === "result") verdict = ev;
+          else if (ev.kind === "result") {
+            verdict = ev;
+            // The agent says its turn is done: its effect has happened, whenever its process exits.
+            if (ev.ok && !signal.aborted) void noteFinished().catch(() => undefined);
+          }
           else report({ type: "progress", message: redactText(ev.text.slice(0, 500)) });
         }
         if (stream === "stderr" && adapter.loginExpired(line)) errors.push(line);
@@ -342,18 +437,13 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     });
     batcher.flush();
     if (result.survivors?.length) log.error({ jobId: job.id, survivors: result.survivors }, "agent processes that would not die");
-    const writeBack = await home.writeBack().catch((err: unknown) => {
-      log.warn({ err, jobId: job.id }, "could not write rotated credentials back to the volume");
-      return "failed";
-    });
-    if (writeBack !== "unchanged") log.info({ jobId: job.id, volume: login.volume.name, writeBack }, "credentials write-back");
-    // Credentials never outlive the run, even where workspaces are kept.
-    await rm(home.dir, { recursive: true, force: true });
+    const putAway = (homePutAway = putHomeAway(home));
     if (inv.lastMessageFile) {
       const fromFile = (await readFile(inv.lastMessageFile, "utf8").catch(() => "")).trim();
       if (fromFile) lastMessage = fromFile;
     }
     if (result.spawnError) {
+      await putAway;
       throw new RetryableError("AGENT_UNAVAILABLE", `${adapter.runtime} CLI could not start: ${result.spawnError.message}`);
     }
     const ok =
@@ -362,6 +452,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
       verdict?.ok !== false &&
       (!adapter.requiresResult || verdict?.ok === true);
     if (ok) return { exitCode: 0, lastMessage };
+    await putAway;
     const evidence = errors.join("\n");
     const authExpired = adapter.loginExpired(evidence);
     if (authExpired) login.loginExpired(redactText(errors.find((e) => adapter.loginExpired(e)) ?? evidence));

@@ -84,7 +84,7 @@ export async function retryRun(ctx: OpsContext, req: RunsRetryRequest): Promise<
     from = r.state;
     if (!isRetryable(r.state)) return undefined;
     // History stays (attempts, lastError, artifacts, preflight); what belonged to the finished attempt goes.
-    const { workerId: _w, finishedAt: _f, result: _r, nextAttemptAt: _n, claimedAt: _c, startedAt: _s, waiting: _wt, ...rest } = r;
+    const { workerId: _w, finishedAt: _f, result: _r, nextAttemptAt: _n, claimedAt: _c, startedAt: _s, waiting: _wt, agentFinishedAt: _af, ...rest } = r;
     return { ...rest, state: "queued", maxAttempts: Math.max(r.maxAttempts, r.attempts + 1), updatedAt: ctx.now().toISOString() };
   });
   if (!stored) throw noRun(req.runId);

@@ -28,8 +28,24 @@ export function ownedBy(record: RunRecord, workerId: string, attempt: number): b
   return record.state === "running" && record.workerId === workerId && record.attempts === attempt;
 }
 
+/**
+ * The agent of the record's current attempt has finished its turn: a running record with
+ * `agentFinishedAt` is one whose result is being collected on `workerId`. Written the moment the agent
+ * says it is done, before anything is collected, so a worker that takes the run over knows the
+ * agent's effect has happened and does not start it again (claim.ts).
+ */
+export function agentFinished(record: RunRecord, nowIso: string): RunRecord {
+  return { ...record, agentFinishedAt: nowIso, updatedAt: nowIso };
+}
+
+/** The current attempt's agent has finished (agentFinished) and the run is not yet concluded. */
+export function isAgentFinished(record: RunRecord): boolean {
+  return record.state === "running" && record.agentFinishedAt !== undefined;
+}
+
 export function requeued(record: RunRecord, nowIso: string, nextAttemptAtIso: string, error: RunError, spendAttempt: boolean): RunRecord {
-  const { workerId: _w, ...rest } = record;
+  // The next attempt runs the agent afresh: what this attempt's agent did no longer stands for the run.
+  const { workerId: _w, agentFinishedAt: _f, ...rest } = record;
   return {
     ...rest,
     state: "queued",

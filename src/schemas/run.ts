@@ -52,6 +52,12 @@ export const RunRecordSchema = z.object({
   claimedAt: z.string().optional(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
+  /**
+   * When the current attempt's agent finished its turn, written before its result is collected:
+   * a worker taking the run over from a holder that is gone ends it RESULT_LOST rather than run
+   * the agent again (src/runs/claim.ts). Dropped when the run goes back to the queue.
+   */
+  agentFinishedAt: z.string().optional(),
   nextAttemptAt: z.string().optional(),
   result: z
     .object({

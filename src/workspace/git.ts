@@ -6,6 +6,7 @@
  *   <workdir>/<jobId>-<random>/out             files the agent writes for us (last message)
  *   <workdir>/.worker/<jobId>-<random>/git     the worker's own git dir for that checkout
  *   <workdir>/.worker/<jobId>-<random>/home    an empty HOME for the worker's git
+ *   <workdir>/.worker/<jobId>-<random>/owner   the worker process that made it (boot, PID namespace, pid, start)
  *
  * The agent is untrusted and owns its job's directory, so the worker's git never reads a file
  * the agent could have written: not `repo/.git` (config, hooks, include files, a `gitdir:` file),
@@ -14,11 +15,12 @@
  * environment and every repository-configurable executable switched off. A `.gitattributes` in
  * the checkout may still name filter and diff drivers; none is configured, so none runs.
  */
-import { chmod, lstat, mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { execa } from "execa";
 import { PermanentError, RetryableError } from "../errors.js";
 import { checkRepository, cloneSource } from "../repository.js";
+import { setprivPath } from "../runtimes/parent-death.js";
 import type { JobRequest } from "../schemas/job.js";
 
 export interface WorkspaceOptions {
@@ -48,11 +50,20 @@ export interface SweepResult {
 
 /** Where the worker keeps what the agent must not touch, one directory per job directory. */
 const WORKER_DIR = ".worker";
+/** Names the worker process that made a job directory, in that directory's worker state. */
+const OWNER_FILE = "owner";
 /** `<jobId>-<random>` as mkdtemp names a job's directory; job ids are letters, digits, `_` and `-`. */
 const JOB_DIR = /^([A-Za-z0-9_-]{1,128})-[A-Za-z0-9]{6}$/;
 const DEFAULT_TIMEOUT_MS = 600_000;
 /** How deep repositories nested in repositories in the checkout are added as files. */
 const MAX_NESTING = 4;
+/**
+ * A patch header that makes a path a gitlink it was not at the starting commit (a new path, or a
+ * file or link turned into one). Header lines cannot be forged from content: in a patch every
+ * content line starts with ' ', '+' or '-', binary data lines hold no spaces, and git quotes a
+ * path with a newline in it.
+ */
+const ADDS_GITLINK = /^new (?:file )?mode 160000$/m;
 
 /** Git never prompts, never runs a transport helper, never reads the system config. */
 const GIT_ENV = {
@@ -89,22 +100,31 @@ interface RunOptions {
   extendEnv: boolean;
   timeoutMs: number;
   input?: string;
+  /** Stops git (SIGTERM) when the job no longer wants its result. */
+  signal?: AbortSignal | undefined;
 }
 
 async function run(args: string[], cwd: string, opts: RunOptions): Promise<string> {
-  const result = await execa("git", args, {
+  const verbOf = () => args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "-c") ?? "";
+  if (opts.signal?.aborted) throw new RetryableError("GIT_STOPPED", `git ${verbOf()} was not started: the job was stopped`);
+  // Through setpriv where installed: a git the worker started dies with it, instead of writing on
+  // into a directory the worker's next life has swept.
+  const setpriv = setprivPath();
+  const [bin, argv] = setpriv ? [setpriv, ["--pdeathsig", "KILL", "--", "git", ...args]] : ["git", args];
+  const result = await execa(bin, argv, {
     cwd,
     env: opts.env,
     extendEnv: opts.extendEnv,
     ...(opts.input === undefined ? { stdin: "ignore" as const } : { input: opts.input }),
     timeout: opts.timeoutMs,
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
     reject: false,
     stripFinalNewline: true,
   });
+  if (result.isCanceled) throw new RetryableError("GIT_STOPPED", `git ${verbOf()} was stopped: the job was stopped`);
   if (result.exitCode !== 0 || result.timedOut) {
     const why = result.timedOut ? `timed out after ${opts.timeoutMs} ms` : (result.stderr || result.stdout).trim();
-    const verb = args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "-c") ?? "";
-    throw new RetryableError("GIT_FAILED", `git ${verb} failed: ${why}`);
+    throw new RetryableError("GIT_FAILED", `git ${verbOf()} failed: ${why}`);
   }
   return result.stdout;
 }
@@ -113,8 +133,8 @@ async function run(args: string[], cwd: string, opts: RunOptions): Promise<strin
  * The worker's git before the agent runs: its own environment (its credentials fetch private
  * repositories), the system config and hooks off. Never used on a directory the agent has had.
  */
-export async function git(args: string[], cwd: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> {
-  return run([...GIT_SAFE, ...args], cwd, { env: GIT_ENV, extendEnv: true, timeoutMs });
+export async function git(args: string[], cwd: string, timeoutMs = DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<string> {
+  return run([...GIT_SAFE, ...args], cwd, { env: GIT_ENV, extendEnv: true, timeoutMs, signal });
 }
 
 interface LockedRun {
@@ -177,7 +197,12 @@ export class WorkspaceManager {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  async prepare(job: JobRequest): Promise<PreparedWorkspace> {
+  /**
+   * A fresh job directory with the checkout in it. Whatever way it fails — including `signal`
+   * (the job was stopped: git is stopped too) — the directory and the worker's state for it are
+   * gone before it throws.
+   */
+  async prepare(job: JobRequest, signal?: AbortSignal): Promise<PreparedWorkspace> {
     const check = checkRepository(job.repository, this.opts.allowLocalRepos);
     if (!check.ok) throw new PermanentError("REPOSITORY_REFUSED", `repository ${check.reason}`);
     // The workdir stays traversable for an agent user; the worker's part of it does not.
@@ -191,16 +216,19 @@ export class WorkspaceManager {
     const gitDir = join(worker, "git");
     try {
       await mkdir(join(worker, "home"), { recursive: true, mode: 0o700 });
+      const owner = await thisProcess();
+      if (owner) await writeFile(join(worker, OWNER_FILE), owner, { mode: 0o600 });
       await mkdir(repoDir);
       await mkdir(outDir);
       const source = cloneSource(job.repository, this.opts.gitBaseUrl);
       const ref = job.task.git?.startingBranch ?? "HEAD";
       const branch = job.task.git?.newBranch ?? `moonmind/${job.id}`;
       const t = this.timeoutMs;
+      const step = (args: string[], cwd: string) => git(args, cwd, t, signal);
       // The worker's git dir, and the checkout through it.
-      await git(["init", "--quiet", "--bare", gitDir], worker, t);
+      await step(["init", "--quiet", "--bare", gitDir], worker);
       try {
-        await git([`--git-dir=${gitDir}`, "fetch", "--quiet", "--no-tags", "--depth", "1", "--", source, ref], worker, t);
+        await step([`--git-dir=${gitDir}`, "fetch", "--quiet", "--no-tags", "--depth", "1", "--", source, ref], worker);
       } catch (err) {
         // A ref that does not exist will not appear on a retry.
         if (/couldn't find remote ref|not our ref/i.test((err as Error).message)) {
@@ -208,14 +236,16 @@ export class WorkspaceManager {
         }
         throw err;
       }
-      await git([`--git-dir=${gitDir}`, `--work-tree=${repoDir}`, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"], worker, t);
-      const baseCommit = await git([`--git-dir=${gitDir}`, "rev-parse", "HEAD"], worker, t);
+      await step([`--git-dir=${gitDir}`, `--work-tree=${repoDir}`, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"], worker);
+      // The commit checked out, as the worker's own git dir holds the branch (a git run costs the
+      // worker a fork of itself; rev-parse only where the ref is not a plain file).
+      const loose = await readFile(join(gitDir, "refs", "heads", ...branch.split("/")), "utf8").catch(() => "");
+      const baseCommit = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.exec(loose.trim())?.[0] ?? (await step([`--git-dir=${gitDir}`, "rev-parse", "HEAD"], worker));
       // The agent's own repository over the same files: the branch checked out, origin the real source.
-      await git(["init", "--quiet", repoDir], dir, t);
-      await git(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", gitDir, `refs/heads/${branch}`], repoDir, t);
-      await git(["symbolic-ref", "HEAD", `refs/heads/${branch}`], repoDir, t);
-      await git(["reset", "--quiet", "FETCH_HEAD"], repoDir, t);
-      await git(["remote", "add", "origin", withoutCredentials(source)], repoDir, t);
+      await step(["init", "--quiet", `--initial-branch=${branch}`, repoDir], dir);
+      await step(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", gitDir, `refs/heads/${branch}`], repoDir);
+      await step(["reset", "--quiet", "FETCH_HEAD"], repoDir);
+      await step(["remote", "add", "origin", withoutCredentials(source)], repoDir);
       return { dir, repoDir, outDir, baseCommit, gitDir };
     } catch (err) {
       await this.removeNow(dir);
@@ -234,9 +264,14 @@ export class WorkspaceManager {
     const held = await this.hold(ws.repoDir, join(worker, "checkout"));
     try {
       const locked = lockedGit(ws.gitDir, held, join(worker, "home"), this.timeoutMs);
+      const patchOf = () => locked(["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", ws.baseCommit, "--"]);
       await locked(["add", "--all"]);
-      await this.unnest(locked, held, join(worker, "nested.index"), ws.baseCommit);
-      const patch = await locked(["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv", ws.baseCommit, "--"]);
+      let patch = await patchOf();
+      // Nested repositories are rare: only a patch that adds a gitlink pays for unnesting them.
+      if (ADDS_GITLINK.test(patch)) {
+        await this.unnest(locked, held, join(worker, "nested.index"), ws.baseCommit);
+        patch = await patchOf();
+      }
       return patch.length === 0 ? "" : `${patch}\n`;
     } finally {
       // Back where the workspace is kept from; if the agent put something there meanwhile, removal takes both.
@@ -251,8 +286,12 @@ export class WorkspaceManager {
 
   /**
    * Removes the job directories (and the worker's state for them) of runs `isStale` names, e.g.
-   * those a dead worker left behind with a copy of a login in `<dir>/home`. Anything under the
-   * workdir that is not a job directory is left alone; a directory removed meanwhile is no error.
+   * those a dead worker left behind with a copy of a login in `<dir>/home`, and those whose maker
+   * is a worker process that is gone, whatever `isStale` says: a directory is never handed from
+   * one process to another (a run taken over gets a fresh checkout), so once its maker is dead it
+   * serves nobody — not even when the run it was made for is now held by a live worker. Anything
+   * under the workdir that is not a job directory is left alone; a directory removed meanwhile is
+   * no error.
    */
   async sweep(isStale: (jobId: string) => Promise<boolean>): Promise<SweepResult> {
     const names = new Set([...(await this.jobDirs(this.root)), ...(await this.jobDirs(join(this.root, WORKER_DIR)))]);
@@ -260,12 +299,25 @@ export class WorkspaceManager {
     const kept: string[] = [];
     for (const name of [...names].sort()) {
       const dir = join(this.root, name);
-      if (await isStale(JOB_DIR.exec(name)![1]!)) {
+      if ((await this.makerGone(name)) || (await isStale(JOB_DIR.exec(name)![1]!))) {
         await this.removeNow(dir);
         removed.push(dir);
       } else kept.push(dir);
     }
     return { removed, kept };
+  }
+
+  /**
+   * The process named in the directory's owner file is gone. Unknown (no file, another boot or
+   * PID namespace, where its pid means nothing here) is not gone: `isStale` decides then.
+   */
+  private async makerGone(name: string): Promise<boolean> {
+    const owner = (await readFile(join(this.root, WORKER_DIR, name, OWNER_FILE), "utf8").catch(() => "")).trim();
+    const m = /^(\S+) (\d+) (\d+)$/.exec(owner);
+    if (!m) return false;
+    const here = await processScope();
+    if (!here || here !== m[1]) return false;
+    return (await startTime(Number(m[2]))) !== m[3];
   }
 
   private workerDir(dir: string): string {
@@ -346,4 +398,31 @@ export class WorkspaceManager {
       if (!stat?.isDirectory()) throw tampered(`'${path}' changed while it was being diffed`);
     }
   }
+}
+
+/** Where a pid means one process: this boot and this PID namespace (`<boot id>:<pid ns>`). Constant for a process. */
+let scope: Promise<string | undefined> | undefined;
+function processScope(): Promise<string | undefined> {
+  scope ??= (async () => {
+    const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
+    const ns = await readlink("/proc/self/ns/pid").catch(() => "");
+    return boot && ns ? `${boot}:${ns}` : undefined;
+  })();
+  return scope;
+}
+
+/** A live process's start time (clock ticks since boot: with the pid it names one life); undefined when gone. */
+async function startTime(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+  if (!stat) return undefined;
+  // The command name may hold spaces and parentheses: the fields start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
+}
+
+/** This worker process, for the owner file: `<scope> <pid> <start time>`; undefined where /proc cannot say. */
+let self: Promise<string | undefined> | undefined;
+function thisProcess(): Promise<string | undefined> {
+  self ??= Promise.all([processScope(), startTime(process.pid)]).then(([s, start]) => (s && start ? `${s} ${process.pid} ${start}` : undefined));
+  return self;
 }

@@ -14,6 +14,8 @@ export interface RunView {
   workerId: string | undefined;
   attempts: number;
   revision: number;
+  /** The last error's code (RESULT_LOST: the agent finished on a worker killed before it stored the result). */
+  errorCode?: string;
   /** When this process first saw the record terminal (ms since epoch). */
   terminalSeenAt?: number;
 }
@@ -44,8 +46,8 @@ export async function observe(nc: NatsConnection): Promise<Observer> {
   const apply = (key: string, revision: number, value: unknown) => {
     const known = runs.get(key);
     if (known && known.revision >= revision) return;
-    const r = value as { state: RunState; workerId?: string; attempts: number };
-    const view: RunView = { state: r.state, workerId: r.workerId, attempts: r.attempts, revision };
+    const r = value as { state: RunState; workerId?: string; attempts: number; lastError?: { code?: string } };
+    const view: RunView = { state: r.state, workerId: r.workerId, attempts: r.attempts, revision, ...(r.lastError?.code ? { errorCode: r.lastError.code } : {}) };
     const seenAt = known?.terminalSeenAt ?? (TERMINAL_RUN_STATES.includes(r.state) ? Date.now() : undefined);
     if (seenAt !== undefined) view.terminalSeenAt = seenAt;
     runs.set(key, view);

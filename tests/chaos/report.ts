@@ -60,6 +60,8 @@ export interface ChaosReport {
   doubledOutsideByCause: Partial<Record<FaultKind | "none", number>>;
   /** Of those outside the window: the agent outlived its SIGKILLed worker and completed. */
   doubledByOrphans: number;
+  /** Ended failed RESULT_LOST: the agent finished, its worker was killed before storing the result; not run again. */
+  resultLost: number;
   startedTwice: number;
   killsInWindow: number;
   jobsInWindow: number;
@@ -97,7 +99,7 @@ export function analyse(o: Observed): Pick<
   ChaosReport,
   | "states" | "lost" | "missingRecord" | "missingTerminalEvent" | "stuck" | "doubled" | "doubledInWindow" | "doubledOutsideWindow"
   | "doubledOutsideByCause" | "startedTwice" | "killsInWindow" | "jobsInWindow" | "terminalEventsTwice" | "neverCompleted" | "doubles"
-  | "doubledInKillWindow" | "doubledInStallWindow" | "stallsInWindow" | "jobsInStallWindow" | "windowMs" | "doubledByOrphans" | "lostJobs"
+  | "doubledInKillWindow" | "doubledInStallWindow" | "stallsInWindow" | "jobsInStallWindow" | "windowMs" | "doubledByOrphans" | "lostJobs" | "resultLost"
 > {
   const inWindowOf = (kind: FaultKind) => new Set(o.faults.filter((f) => f.kind === kind).flatMap((f) => f.inWindow ?? []));
   const killWindow = inWindowOf("worker-kill");
@@ -170,6 +172,7 @@ export function analyse(o: Observed): Pick<
     doubledOutsideWindow: outside.length,
     doubledOutsideByCause,
     doubledByOrphans: outside.filter((d) => d.orphanCompleted).length,
+    resultLost: o.jobIds.filter((id) => o.runs.get(id)?.errorCode === "RESULT_LOST").length,
     startedTwice,
     killsInWindow: kindCount("worker-kill"),
     jobsInWindow: killWindow.size,
@@ -216,6 +219,7 @@ export function renderReport(r: ChaosReport): string {
     ["  inside the window: stall", r.doubledInStallWindow],
     ["  outside the window", `${r.doubledOutsideWindow}${byCause ? ` (${byCause})` : ""}`],
     ["    agent finished after its worker's SIGKILL", r.doubledByOrphans],
+    ["ended RESULT_LOST instead (not run again)", r.resultLost],
     ["kills inside the window (jobs)", `${r.killsInWindow} of ${r.workerKills} (${r.jobsInWindow})`],
     ["stalls spanning an agent's exit (jobs)", `${r.stallsInWindow} of ${r.stalls} (${r.jobsInStallWindow})`],
     ["window: agent exit → record, p50/p95/max", `${r.windowMs.p50} / ${r.windowMs.p95} / ${r.windowMs.max} ms`],

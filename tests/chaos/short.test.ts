@@ -49,6 +49,7 @@ describe("chaos, shortened", () => {
       stuck: report.stuck,
       leftInJobs: report.leftInJobs,
       leftoverProcesses: report.leftoverProcesses.length,
+      leftoverWorkspaces: report.leftoverWorkspaces.length,
     };
     expect(figures, `seed ${report.seed} (CHAOS_SEED=${report.seed} replays it)${summary}`).toEqual({
       faultsStruck: 5,
@@ -57,6 +58,7 @@ describe("chaos, shortened", () => {
       stuck: 0,
       leftInJobs: 0,
       leftoverProcesses: 0,
+      leftoverWorkspaces: 0,
     });
   }, 115_000);
 });

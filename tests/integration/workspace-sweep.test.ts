@@ -1,4 +1,5 @@
 /** Sweeping the workspaces a dead worker left behind: stale job directories go, everything else stays. */
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -113,6 +114,29 @@ describe("sweeping workspaces", () => {
       return true;
     });
     expect(result.removed).toEqual([first]);
+  });
+
+  it("removes a directory whose maker is a dead worker process, even where its run is held by a live worker", async () => {
+    // A killed worker restarts slower than another worker takes its run over: the record then
+    // names a live holder, but the directory was the dead process's and nobody will use it.
+    const workdir = join(dir, "work-maker");
+    const script = join(dir, "prepare-and-exit.mts");
+    await writeFile(
+      script,
+      `import { WorkspaceManager } from ${JSON.stringify(join(import.meta.dirname, "../../src/workspace/git.ts"))};\n` +
+        `const m = new WorkspaceManager({ workdir: ${JSON.stringify(workdir)}, gitBaseUrl: "file:///nowhere", allowLocalRepos: true, keep: false });\n` +
+        `const ws = await m.prepare(${JSON.stringify(job("taken-over"))});\n` +
+        `process.stdout.write(ws.dir);\n`,
+    );
+    const deadOnes = execFileSync(process.execPath, ["--import", import.meta.resolve("tsx"), script], { encoding: "utf8" });
+    const mine = await manager(workdir).prepare(job("held-here"));
+    const result = await manager(workdir).sweep(async () => false);
+    expect(result.removed).toEqual([deadOnes]);
+    expect(existsSync(deadOnes)).toBe(false);
+    expect(existsSync(join(workdir, ".worker", basename(deadOnes)))).toBe(false);
+    // This process made the other one and lives: the run's holder decides, as before.
+    expect(result.kept).toEqual([mine.dir]);
+    expect(existsSync(mine.dir)).toBe(true);
   });
 
   it("finds nothing to do in a workdir that does not exist yet", async () => {

@@ -62,6 +62,7 @@ interface Fakes {
   preflight?: () => Promise<PreflightResult>;
   prepareWorkspace?: () => Promise<Workspace>;
   runAgent?: (signal: AbortSignal) => Promise<AgentResult>;
+  recordExit?: () => Promise<void>;
   collectArtifacts?: () => Promise<Collected>;
   complete?: () => Promise<void>;
 }
@@ -87,9 +88,14 @@ function start(fakes: Fakes = {}, attempt = 1) {
         await agentRun;
         calls.push("agentExited");
       }),
-      collectArtifacts: fromPromise(async (): Promise<Collected> =>
-        fakes.collectArtifacts ? fakes.collectArtifacts() : { outcome: "CHANGES_READY", artifacts: ["job-1/changes.patch"] },
-      ),
+      recordExit: fromPromise(async () => {
+        calls.push("recordExit");
+        if (fakes.recordExit) await fakes.recordExit();
+      }),
+      collectArtifacts: fromPromise(async (): Promise<Collected> => {
+        calls.push("collectArtifacts");
+        return fakes.collectArtifacts ? fakes.collectArtifacts() : { outcome: "CHANGES_READY", artifacts: ["job-1/changes.patch"] };
+      }),
       complete: fromPromise(async () => {
         calls.push("complete");
         if (fakes.complete) await fakes.complete();
@@ -133,7 +139,7 @@ describe("job machine", () => {
     expect(out.settlement).toEqual({ kind: "ack" });
     expect(t.reports.map((r) => r.type)).toEqual(["claimed", "preflight", "started", "succeeded"]);
     expect(t.reports.at(-1)).toMatchObject({ outcome: "CHANGES_READY", artifacts: ["job-1/changes.patch"] });
-    expect(t.calls).toEqual(["runAgent", "complete", "cleanup"]);
+    expect(t.calls).toEqual(["runAgent", "recordExit", "collectArtifacts", "complete", "cleanup"]);
   });
 
   it("stops the agent at the timeout and retries with the attempt's backoff", async () => {
@@ -277,6 +283,60 @@ describe("job machine", () => {
     expect(out.settlement).toEqual({ kind: "term" });
     expect(t.reports).toEqual([]);
     expect(t.calls).toEqual([]);
+  });
+});
+
+describe("job machine: the agent's finish is on the record first", () => {
+  it("collects nothing until the record says the agent has finished", async () => {
+    const noted = deferred<void>();
+    const t = start({ recordExit: () => noted.promise });
+    await waitFor(t.actor, (s) => s.matches("exited"));
+    await Promise.resolve();
+    expect(t.calls).toEqual(["runAgent", "recordExit"]);
+    noted.resolve();
+    expect((await toPromise(t.actor)).settlement).toEqual({ kind: "ack" });
+    expect(t.calls).toEqual(["runAgent", "recordExit", "collectArtifacts", "complete", "cleanup"]);
+  });
+
+  it("leaves the message alone when the run was taken over before the finish was recorded", async () => {
+    const t = start({
+      recordExit: async () => {
+        throw new RunConflictError("run job-1 is no longer held by w1 attempt 1");
+      },
+    });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "none" });
+    expect(t.calls).toEqual(["runAgent", "recordExit", "cleanup"]);
+    expect(t.failures).toEqual([]);
+  });
+
+  it("hands the message back, judging nothing, when the store stays away", async () => {
+    const t = start({
+      recordExit: async () => {
+        throw Object.assign(new Error("could not store the run record"), { name: "StoreUnavailableError", code: "STORE_UNAVAILABLE" });
+      },
+    });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "nak", delayMs: 5_000 });
+    expect(t.failures).toEqual([]);
+    expect(t.retries).toEqual([]);
+  });
+
+  it("does not record a finish for an agent that failed", async () => {
+    const t = start({ runAgent: async () => ({ exitCode: 1 }) });
+    await toPromise(t.actor);
+    expect(t.calls).not.toContain("recordExit");
+    expect(t.retries).toHaveLength(1);
+  });
+
+  it("ends a run whose agent finished on a dead worker as failed, RESULT_LOST, without running anything", async () => {
+    const reason = "the agent of attempt 2 finished on worker w2, which stopped before storing its result";
+    const t = start({ claim: async () => ({ kind: "lost", attempt: 2, reason }) });
+    const out = await toPromise(t.actor);
+    expect(out.settlement).toEqual({ kind: "term" });
+    expect(t.failures).toEqual([{ state: "failed", code: "RESULT_LOST" }]);
+    expect(t.reports).toEqual([{ type: "failed", attempt: 2, state: "failed", error: { code: "RESULT_LOST", message: reason } }]);
+    expect(t.calls).toEqual(["cleanup"]);
   });
 });
 
