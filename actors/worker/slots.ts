@@ -28,6 +28,17 @@ export class Slots {
     });
   }
 
+  /** Takes a slot if one is free now; never waits. */
+  tryAcquire(): boolean {
+    if (this.free === 0) return false;
+    this.free--;
+    return true;
+  }
+
+  get available(): number {
+    return this.free;
+  }
+
   release(): void {
     const next = this.waiters.shift();
     if (next) next(true);

@@ -1,10 +1,10 @@
 /**
  * The worker host. Its lifecycle is `machines/worker.machine.ts` (booting → checking → serving ⇄
  * paused → draining → stopped | failed); each login it serves has an auth machine (logins.ts);
- * each job a job machine (job-effects.ts). This file wires them to NATS: pull loops per shard
- * consumer, heartbeats into KV `workers`, status events, and the ordered stop.
+ * each job a job machine (job-effects.ts). This file wires them to NATS: the dispatcher that takes
+ * jobs from its shards (dispatch.ts), heartbeats into KV `workers`, status events, and the ordered stop.
  */
-import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
@@ -12,7 +12,7 @@ import type { Service } from "@nats-io/services";
 import { createActor, fromPromise, toPromise, waitFor, type Actor } from "xstate";
 import type { AuthAnnouncement } from "../../machines/auth.machine.js";
 import { workerMachine, type StartupReport } from "../../machines/worker.machine.js";
-import type { Config, ShardBinding } from "../../src/config.js";
+import type { Config } from "../../src/config.js";
 import { ConfigError, MoonmindError } from "../../src/errors.js";
 import { followConnected } from "../../src/nats/connect.js";
 import { StatusPublisher } from "../../src/events.js";
@@ -27,13 +27,14 @@ import { startupProblems } from "../../src/startup.js";
 import { resolveAgentUser } from "../../src/runtimes/agent-user.js";
 import { killOrphanAgents } from "../../src/runtimes/process.js";
 import { resolveSandbox } from "../../src/runtimes/sandbox.js";
-import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer } from "../../src/subjects.js";
+import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer, shardSubject } from "../../src/subjects.js";
 import { VERSION } from "../../src/version.js";
 import { WorkspaceManager } from "../../src/workspace/git.js";
 import { startControl } from "./control.js";
 import { WorkerCredentials } from "./credentials.js";
 import type { JobDeps } from "./job-effects.js";
-import { pullLoop, sleep } from "./pull.js";
+import { Dispatcher } from "./dispatch.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { startJob, type RunningJob } from "./run-job.js";
 import { Login, loginKey } from "./logins.js";
 import { Slots } from "./slots.js";
@@ -44,6 +45,7 @@ export class Worker implements AsyncDisposable {
   private readonly slots: Slots;
   private readonly running = new Map<string, RunningJob>();
   private readonly loops: Promise<void>[] = [];
+  private dispatcher: Dispatcher | undefined;
   private readonly logins = new Map<string, Login>();
   private readonly bindingLogin = new Map<string, Login>();
   private readonly versions: Record<string, string> = {};
@@ -277,11 +279,25 @@ export class Worker implements AsyncDisposable {
         this.log,
       ),
     );
-    const consumers: Array<[ShardBinding, Consumer]> = [];
+    // Each bound consumer must exist (provisioned) before the worker says it serves.
     for (const binding of this.config.workerShards) {
-      consumers.push([binding, await step(this.js.consumers.get(STREAMS.jobs, shardConsumer(binding.runtime, binding.shard)))]);
+      await step(this.js.consumers.get(STREAMS.jobs, shardConsumer(binding.runtime, binding.shard)));
     }
-    for (const [binding, consumer] of consumers) this.loops.push(this.pullLoop(binding, consumer));
+    this.dispatcher = new Dispatcher({
+      nc: this.nc,
+      stream: STREAMS.jobs,
+      shards: this.config.workerShards.map((b) => ({
+        consumer: shardConsumer(b.runtime, b.shard),
+        subject: shardSubject(b.runtime, b.shard),
+        login: this.bindingLogin.get(shardConsumer(b.runtime, b.shard))!,
+      })),
+      workerSlots: this.slots,
+      signal: this.stopController.signal,
+      sweepMs: this.config.env.MOONMIND_PULL_EXPIRES_MS,
+      log: this.log,
+      run: (login, msg) => this.runJob(login, msg),
+    });
+    this.loops.push(this.dispatcher.run());
     this.log.info({ logins: [...this.logins.keys()], paused, concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY }, "worker serving");
   }
 
@@ -331,6 +347,7 @@ export class Worker implements AsyncDisposable {
     const login = this.logins.get(key);
     if (!login || !login.paused) return;
     login.resume();
+    this.dispatcher?.poke();
     this.log.info({ login: key }, "resuming the login's shards");
     this.publisher
       .worker(this.id, { type: "resumed", runtime: login.adapter.runtime, volume: login.volume.name, shards: this.shardNames(login) })
@@ -344,24 +361,6 @@ export class Worker implements AsyncDisposable {
   /** Jobs currently running on this worker. */
   inFlight(): string[] {
     return [...this.running.keys()];
-  }
-
-  /**
-   * One loop per bound consumer (pull.ts): it pulls only while the login is ready and a slot is
-   * free, so a busy or paused worker never holds a job another could start.
-   */
-  private pullLoop(binding: ShardBinding, consumer: Consumer): Promise<void> {
-    const login = this.bindingLogin.get(shardConsumer(binding.runtime, binding.shard))!;
-    return pullLoop({
-      consumer,
-      name: shardConsumer(binding.runtime, binding.shard),
-      login,
-      workerSlots: this.slots,
-      signal: this.stopController.signal,
-      expiresMs: this.config.env.MOONMIND_PULL_EXPIRES_MS,
-      log: this.log,
-      run: (msg) => this.runJob(login, msg),
-    });
   }
 
   private runJob(login: Login, msg: JsMsg): Promise<void> {

@@ -24,11 +24,15 @@ export class PullError extends Error {
   }
 }
 
-/** The next message for `consumer` on `stream`, or null when it has none to deliver right now. */
-export async function pullNow(nc: NatsConnection, stream: string, consumer: string, timeoutMs = 5_000): Promise<JsMsg | null> {
-  const body: Partial<PullOptions> = { batch: 1, no_wait: true };
+/**
+ * The next message for `consumer` on `stream`, or null when it has none to deliver right now.
+ * With `waitMs`, the server holds the request that long for a message to arrive (a publish
+ * seen on the subject may reach the stream a moment after it reaches us).
+ */
+export async function pullNow(nc: NatsConnection, stream: string, consumer: string, timeoutMs = 5_000, waitMs = 0): Promise<JsMsg | null> {
+  const body: Partial<PullOptions> = waitMs > 0 ? { batch: 1, expires: waitMs * 1_000_000 } : { batch: 1, no_wait: true };
   // noMux: the message comes back on our inbox under its own subject, which the muxed inbox would not match.
-  const m = await nc.request(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(body), { timeout: timeoutMs, noMux: true });
+  const m = await nc.request(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify(body), { timeout: timeoutMs + waitMs, noMux: true });
   const code = m.headers?.code ?? 0;
   if (code === 404 || code === 408) return null; // no messages; the request expired
   if (code !== 0 && !m.reply) throw new PullError(code, m.headers?.description ?? "");
