@@ -37,7 +37,8 @@ describe("pullNow", () => {
     await consumer("a", "p.a");
     expect(await pullNow(nc, "P", "a")).toBeNull();
     await jetstream(nc).publish("p.a", JSON.stringify({ n: 1 }), { headers: undefined });
-    const m = await pullNow(nc, "P", "a");
+    // Stored is not yet deliverable: the consumer sees a new message a moment after the publish ack.
+    const m = await pullNow(nc, "P", "a", 5_000, 1_000);
     expect(m).not.toBeNull();
     expect(m!.subject).toBe("p.a");
     expect(m!.json()).toEqual({ n: 1 });
@@ -51,11 +52,11 @@ describe("pullNow", () => {
   it("nak hands it back (delivered again, count 2); term ends it", async () => {
     await consumer("b", "p.b");
     await jetstream(nc).publish("p.b", "x");
-    const first = await pullNow(nc, "P", "b");
+    const first = await pullNow(nc, "P", "b", 5_000, 1_000);
     first!.working(); // in progress is not final
     first!.nak();
     await nc.flush();
-    const again = await pullNow(nc, "P", "b");
+    const again = await pullNow(nc, "P", "b", 5_000, 1_000);
     expect(again!.info.deliveryCount).toBe(2);
     expect(again!.redelivered).toBe(true);
     again!.term("done with it");

@@ -80,6 +80,7 @@ describe("a worker stopping gracefully", () => {
       JSON.stringify({ id: "long-1", repository: stack.repo, instructions: `sleep-once 60000 ${marker}\nsay finished` }),
     );
     await events.waitFor((e) => e.jobId === "long-1" && e.type === "started");
+    await vi.waitFor(() => expect(existsSync(marker)).toBe(true), { timeout: 10_000, interval: 20 }); // the agent runs
     await worker.stop();
     const handedBack = (await stack.runs.get("long-1"))!.record;
     expect(handedBack).toMatchObject({ state: "queued", attempts: 0, lastError: { code: "WORKER_STOPPING" } });
