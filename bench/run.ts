@@ -6,9 +6,11 @@
  *   raw consume      pull consumer + ack of those messages
  *   intake routing   jobs.submit → validated, run record created, events, routed to a shard
  *   job dispatch     routed job → claimed, workspace, agent (stand-in), artifacts, acked
+ *   pickup           routed → claimed for an idle worker on 1, 3, 9 shards; settle → next claim (bench/pickup.ts)
  *
  * Env: BENCH_MESSAGES (raw, default 20000), BENCH_JOBS (intake, default 2000),
- *      BENCH_RUNS (dispatch, default 40), BENCH_CONCURRENCY (worker, default 2).
+ *      BENCH_RUNS (dispatch, default 40), BENCH_CONCURRENCY (worker, default 2),
+ *      BENCH_PICKUP (jobs per pickup figure, default 40).
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -23,10 +25,12 @@ import { provision } from "../src/nats/provision.js";
 import { startNatsServer } from "../src/nats/server.js";
 import { SUBJECTS, jobEventFilter } from "../src/subjects.js";
 import { makeRepo } from "../tests/helpers/stack.js";
+import { benchPickup, type Percentiles } from "./pickup.js";
 
 const N_RAW = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const N_JOBS = Number(process.env.BENCH_JOBS ?? 2_000);
 const N_RUNS = Number(process.env.BENCH_RUNS ?? 40);
+const N_PICKUP = Number(process.env.BENCH_PICKUP ?? 40);
 const CONCURRENCY = process.env.BENCH_CONCURRENCY ?? "2";
 const FAKE_CODEX = join(import.meta.dirname, "../tests/fixtures/fake-codex.mjs");
 const log = createLogger({ actor: "bench" }, "silent");
@@ -130,6 +134,8 @@ try {
   await worker.stop();
   await intake2.stop();
   await rawMessages.close();
+  await jsm.streams.purge("JOBS");
+  const pickup: Record<string, Percentiles> = await benchPickup({ url: server.url, env: { ...env, BENCH_REPO: repo }, dir, jobs: N_PICKUP, log });
   await nc.close();
 
   const mem = process.memoryUsage();
@@ -140,6 +146,10 @@ try {
     "| path | count | seconds | per second | note |",
     "|---|---:|---:|---:|---|",
     ...rows.map((r) => `| ${r.path} | ${fmt(r.count)} | ${r.seconds.toFixed(2)} | ${fmt(r.count / r.seconds)} | ${r.note} |`),
+    "",
+    "| latency (ms) | p50 | p99 | samples | target |",
+    "|---|---:|---:|---:|---|",
+    ...Object.entries(pickup).map(([k, v]) => `| ${k} | ${v.p50.toFixed(1)} | ${v.p99.toFixed(1)} | ${v.n} | ${k.startsWith("raw") ? "baseline" : "p99 ≤ 20"} |`),
     "",
     `bench process: rss ${fmt(mem.rss / 2 ** 20)} MiB, heap used ${fmt(mem.heapUsed / 2 ** 20)} MiB`,
   ];

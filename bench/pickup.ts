@@ -1,0 +1,127 @@
+/**
+ * Pickup latency: from a job's `routed` event to its `claimed` event, for an idle worker bound to
+ * 1, 3 or 9 shards (concurrency 1), and from one job's `succeeded` to the next queued job's
+ * `claimed` on the same shard. Beside it, raw JetStream: publish → a waiting pull consumer has it.
+ * Times are when this process sees each event, so every figure crosses the same hops.
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Intake } from "../actors/intake/intake.js";
+import { Worker } from "../actors/worker/worker.js";
+import { loadConfig } from "../src/config.js";
+import type { Logger } from "../src/logger.js";
+import { connectNats } from "../src/nats/connect.js";
+import { provision } from "../src/nats/provision.js";
+import { route } from "../src/routing.js";
+import { SUBJECTS } from "../src/subjects.js";
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  n: number;
+}
+
+export function percentiles(samples: number[]): Percentiles {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), n: s.length };
+}
+
+/** Arrival time in this process of each job's event of the given type. */
+function arrivals(nc: NatsConnection, type: string): Map<string, number> {
+  const seen = new Map<string, number>();
+  nc.subscribe(`status.jobs.*.${type}`, { callback: (_e, m) => void seen.set(m.subject.split(".")[2]!, performance.now()) });
+  return seen;
+}
+
+async function until(check: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("bench: timed out waiting for an event");
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/** A repository per shard: keys routed to each of `shards` shards, found by trying. */
+function keysPerShard(shards: number): string[] {
+  const keys: string[] = [];
+  for (let i = 0; keys.filter(Boolean).length < shards; i++) {
+    const k = `org/pickup-${i}`;
+    const s = route("codex", k, shards).shard;
+    keys[s] ??= k;
+  }
+  return keys;
+}
+
+export async function benchPickup(o: { url: string; env: Record<string, string>; dir: string; jobs: number; log: Logger }): Promise<Record<string, Percentiles>> {
+  const out: Record<string, Percentiles> = {};
+  const nc = await connectNats({ servers: o.url, name: "bench-pickup" });
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+
+  // Raw: a consumer whose pull is already waiting gets the message this long after its publish.
+  await jsm.streams.add({ name: "RAWPICK", subjects: ["rawpick.>"] });
+  await jsm.consumers.add("RAWPICK", { durable_name: "p", ack_policy: AckPolicy.Explicit });
+  const messages = await (await js.consumers.get("RAWPICK", "p")).consume({ max_messages: 1 });
+  const raw: number[] = [];
+  let sentAt = 0;
+  let got = 0;
+  const reader = (async () => {
+    for await (const m of messages) {
+      raw.push(performance.now() - sentAt);
+      m.ack();
+      got++;
+    }
+  })();
+  for (let i = 0; i < o.jobs; i++) {
+    sentAt = performance.now();
+    await js.publish("rawpick.x", "x");
+    await until(() => got > i);
+  }
+  await messages.close();
+  await reader;
+  out["raw JetStream: publish → waiting pull has it"] = percentiles(raw);
+
+  for (const shards of [1, 3, 9]) {
+    const env = { ...o.env, MOONMIND_DATA_DIR: join(o.dir, `pickup-${shards}`), MOONMIND_CODEX_SHARDS: String(shards), MOONMIND_WORKER_CONCURRENCY: "1" };
+    await mkdir(env.MOONMIND_DATA_DIR, { recursive: true });
+    const config = loadConfig(env);
+    await provision(nc, config);
+    const intake = new Intake(await connectNats({ servers: o.url, name: `pickup-intake-${shards}` }), config, o.log);
+    await intake.start();
+    const worker = new Worker(await connectNats({ servers: o.url, name: `pickup-w-${shards}` }), loadConfig({ ...env, MOONMIND_WORKER_ID: `pickup-w-${shards}` }), o.log);
+    await worker.start();
+    const routed = arrivals(nc, "routed");
+    const claimed = arrivals(nc, "claimed");
+    const succeeded = arrivals(nc, "succeeded");
+    const keys = keysPerShard(shards);
+    const idle: number[] = [];
+    // Idle worker: one job at a time, each on the next shard round the ring.
+    for (let i = 0; i < o.jobs; i++) {
+      const id = `pick-${shards}-${i}`;
+      await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[i % shards], instructions: "say hi" }));
+      await until(() => succeeded.has(id));
+      idle.push(claimed.get(id)! - routed.get(id)!);
+    }
+    out[`idle worker, ${shards} bound shard${shards > 1 ? "s" : ""}: routed → claimed`] = percentiles(idle);
+    if (shards === 3) {
+      // Back to back on one shard: the second waits queued until the first settles.
+      const next: number[] = [];
+      for (let i = 0; i < Math.max(5, Math.floor(o.jobs / 2)); i++) {
+        const [a, b] = [`pair-${i}-a`, `pair-${i}-b`];
+        for (const id of [a, b]) {
+          await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[0], instructions: "say hi" }));
+        }
+        await until(() => succeeded.has(b));
+        next.push(claimed.get(b)! - succeeded.get(a)!);
+      }
+      out["same shard: one job's succeeded → the next's claimed"] = percentiles(next);
+    }
+    await worker.stop();
+    await intake.stop();
+  }
+  await nc.close();
+  return out;
+}
