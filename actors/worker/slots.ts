@@ -1,34 +1,12 @@
-/** A counting semaphore whose waits end (with false) when the given signal aborts. */
+/** A count of free places (jobs a worker, or one login, may run at once); taken and given back without waiting. */
 export class Slots {
   private free: number;
-  private readonly waiters: Array<(ok: boolean) => void> = [];
 
   constructor(size: number) {
     this.free = size;
   }
 
-  acquire(signal: AbortSignal): Promise<boolean> {
-    if (signal.aborted) return Promise.resolve(false);
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve(true);
-    }
-    return new Promise((resolve) => {
-      const onAbort = () => {
-        const i = this.waiters.indexOf(grant);
-        if (i >= 0) this.waiters.splice(i, 1);
-        resolve(false);
-      };
-      const grant = (ok: boolean) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(ok);
-      };
-      this.waiters.push(grant);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
-  /** Takes a slot if one is free now; never waits. */
+  /** Takes a slot if one is free now. */
   tryAcquire(): boolean {
     if (this.free === 0) return false;
     this.free--;
@@ -40,8 +18,6 @@ export class Slots {
   }
 
   release(): void {
-    const next = this.waiters.shift();
-    if (next) next(true);
-    else this.free++;
+    this.free++;
   }
 }

@@ -26,10 +26,15 @@ export function setprivPath(): string | null {
   return setpriv;
 }
 
-/** The invocation, run through setpriv so the kernel kills it when the worker dies. */
+/** `bin args` as a command the kernel kills when the worker dies (unchanged where setpriv is missing). */
+export function withParentDeath(bin: string, args: string[]): [string, string[]] {
+  const setpriv = setprivPath();
+  // setpriv execs the command in place (same pid), resolving a bare name on the command's own PATH.
+  return setpriv ? [setpriv, ["--pdeathsig", "KILL", "--", bin, ...args]] : [bin, args];
+}
+
+/** The agent's invocation, run so that it dies with its worker. */
 export function diesWithWorker(inv: AgentInvocation): AgentInvocation {
-  const bin = setprivPath();
-  if (!bin) return inv;
-  // setpriv execs the CLI in place (same pid), resolving a bare name on the CLI's own PATH.
-  return { ...inv, bin, args: ["--pdeathsig", "KILL", "--", inv.bin, ...inv.args] };
+  const [bin, args] = withParentDeath(inv.bin, inv.args);
+  return { ...inv, bin, args };
 }

@@ -20,7 +20,7 @@ import { basename, join, resolve } from "node:path";
 import { execa } from "execa";
 import { PermanentError, RetryableError } from "../errors.js";
 import { checkRepository, cloneSource } from "../repository.js";
-import { setprivPath } from "../runtimes/parent-death.js";
+import { withParentDeath } from "../runtimes/parent-death.js";
 import type { JobRequest } from "../schemas/job.js";
 
 export interface WorkspaceOptions {
@@ -109,8 +109,7 @@ async function run(args: string[], cwd: string, opts: RunOptions): Promise<strin
   if (opts.signal?.aborted) throw new RetryableError("GIT_STOPPED", `git ${verbOf()} was not started: the job was stopped`);
   // Through setpriv where installed: a git the worker started dies with it, instead of writing on
   // into a directory the worker's next life has swept.
-  const setpriv = setprivPath();
-  const [bin, argv] = setpriv ? [setpriv, ["--pdeathsig", "KILL", "--", "git", ...args]] : ["git", args];
+  const [bin, argv] = withParentDeath("git", args);
   const result = await execa(bin, argv, {
     cwd,
     env: opts.env,

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
+import { canConnect, freePort } from "../helpers/net.js";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Intake } from "../../actors/intake/intake.js";
@@ -215,24 +216,3 @@ describe("the run record says what runs", () => {
     expect((await stack.jsm.consumers.info(STREAMS.jobs, INTAKE_CONSUMER)).num_ack_pending).toBe(0);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once("error", reject);
-  });
-}

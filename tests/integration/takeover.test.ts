@@ -7,6 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, connect, type Server } from "node:net";
+import { canConnect, freePort } from "../helpers/net.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Intake } from "../../actors/intake/intake.js";
@@ -237,24 +238,3 @@ describe("a run stopped or taken over during its checkout", () => {
     }
   }, 40_000);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once("error", reject);
-  });
-}
