@@ -9,12 +9,10 @@ import type { ObjectStore } from "@nats-io/obj";
 import { fromPromise } from "xstate";
 import { jobMachine, type AgentResult, type Collected, type JobReport, type Workspace } from "../../machines/job.machine.js";
 import { RetryableError } from "../../src/errors.js";
-import { canonicalJson } from "../../src/json.js";
 import { persist } from "../../src/runs/persist.js";
 import type { StatusPublisher } from "../../src/events.js";
 import { LogBatcher } from "../../src/logs.js";
 import type { Logger } from "../../src/logger.js";
-import { claimed, decideClaim, takeoverSilenceMs } from "../../src/runs/claim.js";
 import { agentFinished, finished, ownedBy, requeued } from "../../src/runs/record.js";
 import { RunConflictError, type RunStore, type StoredRun } from "../../src/runs/store.js";
 import { runProcess } from "../../src/runtimes/process.js";
@@ -26,6 +24,7 @@ import { TERMINAL_RUN_STATES, type RunRecord } from "../../src/schemas/run.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ARTIFACTS, STREAMS, artifactKey, jobEventSubject, type ArtifactName } from "../../src/subjects.js";
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
+import { claimRun } from "./job-claim.js";
 import type { Login } from "./logins.js";
 
 export interface JobDeps {
@@ -189,77 +188,10 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   return jobMachine.provide({
     actors: {
       claim: fromPromise(async () => {
-        for (let i = 0; i < 5; i++) {
-          const current = await runs.get(job.id);
-          if (!current) {
-            return { kind: "missing" as const, reason: `job ${job.id} has no run record (deleted, or never written by intake); it was not run` };
-          }
-          // The record is the source of truth: a body that disagrees (forged, or stale) is never run.
-          if (canonicalJson(current.record.request) !== canonicalJson(job)) {
-            const reason = `the message on ${msg.subject} disagrees with the request in job ${job.id}'s run record; it was refused and not run`;
-            log.error({ jobId: job.id, subject: msg.subject, seq: msg.seq }, reason);
-            await deadLetter(reason, job).catch((err: unknown) => log.warn({ err, jobId: job.id }, "DEAD copy not stored"));
-            return { kind: "refused" as const, reason };
-          }
-          const holder = current.record.workerId;
-          const alive = holder !== undefined && holder !== deps.workerId && (await deps.isWorkerAlive(holder));
-          if (holder !== undefined && holder !== deps.workerId && current.record.state === "running" && !alive) {
-            const key = `${job.id}:${holder}`;
-            const ttl = deps.settings.workerTtlMs;
-            const silence = takeoverSilenceMs(current.record, ttl);
-            const first = deps.silentSince.get(key);
-            if (first === undefined || Date.now() - first < silence) {
-              if (first === undefined) {
-                for (const [k, at] of deps.silentSince) if (Date.now() - at > 10 * ttl + silence) deps.silentSince.delete(k);
-                deps.silentSince.set(key, Date.now());
-              }
-              return { kind: "busy" as const, holder, retryInMs: silence - (first === undefined ? 0 : Date.now() - first) + 100 };
-            }
-            deps.silentSince.delete(key);
-          }
-          const decision = decideClaim(current.record, deps.workerId, alive);
-          if (decision.kind === "skip") {
-            await announceEnd(current.record).catch((err: unknown) => log.warn({ err, jobId: job.id }, "could not re-announce the run's end"));
-            return decision;
-          }
-          if (decision.kind === "busy") {
-            return { kind: "busy" as const, holder: decision.holder, retryInMs: deps.settings.workerTtlMs };
-          }
-          if (decision.kind === "exhausted" || decision.kind === "lost") {
-            // Take ownership so the concluding write below is ours alone.
-            const next = { ...current.record, state: "running" as const, workerId: deps.workerId, updatedAt: nowIso() };
-            let revision: number;
-            try {
-              revision = await runs.replace(job.id, next, current.revision);
-            } catch (err) {
-              if (err instanceof RunConflictError) continue;
-              throw err;
-            }
-            attempt = current.record.attempts;
-            known = { record: next, revision };
-            if (decision.kind === "exhausted") return { kind: "exhausted" as const, attempt };
-            const where = decision.holder === deps.workerId ? `an earlier life of this worker (${deps.workerId})` : `worker ${decision.holder ?? "unknown"}`;
-            const reason =
-              `the agent of attempt ${attempt} finished at ${decision.finishedAt} on ${where}, which stopped before storing its result; ` +
-              `the agent was not run again, as its effect had happened: 'moonmind runs retry ${job.id}' runs it afresh`;
-            log.warn({ jobId: job.id, holder: decision.holder, attempt }, "the run's agent had finished on a worker that is gone; ending it without its result");
-            return { kind: "lost" as const, attempt, reason };
-          }
-          const taken = claimed(current.record, deps.workerId, nowIso());
-          // How many jobs still wait behind this one on its shard, as the server counted at delivery.
-          const next = { ...taken, diagnostics: { ...taken.diagnostics, pending: msg.info.pending, deliveries: msg.info.deliveryCount } };
-          let revision: number;
-          try {
-            revision = await runs.replace(job.id, next, current.revision);
-          } catch (err) {
-            if (err instanceof RunConflictError) continue;
-            throw err;
-          }
-          attempt = next.attempts;
-          known = { record: next, revision };
-          return { kind: "claimed" as const, attempt };
-        }
-        throw new RunConflictError(`run ${job.id} kept changing while claiming it`);
+        const claim = await claimRun({ ...deps, msg, job, deadLetter, announceEnd });
+        if (claim.stored) known = claim.stored;
+        if ("attempt" in claim.result) attempt = claim.result.attempt;
+        return claim.result;
       }),
 
       preflight: fromPromise(async () => {

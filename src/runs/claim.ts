@@ -38,6 +38,23 @@ export function takeoverSilenceMs(record: RunRecord, workerTtlMs: number): numbe
   return isAgentFinished(record) ? FINISHED_RUN_SILENCE_TTLS * workerTtlMs : workerTtlMs;
 }
 
+/**
+ * Whether a holder found silent has been silent long enough to take its run over, tracked in
+ * `silentSince` (`<job>:<holder>` → ms when first found silent). Returns the ms still to wait, or 0.
+ * Old entries go when a new one is added, so the map stays small.
+ */
+export function silenceLeftMs(silentSince: Map<string, number>, key: string, silenceMs: number, now: number): number {
+  const first = silentSince.get(key);
+  if (first === undefined) {
+    for (const [k, at] of silentSince) if (now - at > 10 * silenceMs) silentSince.delete(k);
+    silentSince.set(key, now);
+    return silenceMs;
+  }
+  if (now - first < silenceMs) return silenceMs - (now - first);
+  silentSince.delete(key);
+  return 0;
+}
+
 export function claimed(record: RunRecord, workerId: string, nowIso: string): RunRecord {
   const { nextAttemptAt: _drop, preflight: _stale, waiting: _served, agentFinishedAt: _done, result: _result, ...rest } = record;
   return {

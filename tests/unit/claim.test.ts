@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FINISHED_RUN_SILENCE_TTLS, claimed, decideClaim, takeoverSilenceMs } from "../../src/runs/claim.js";
+import { FINISHED_RUN_SILENCE_TTLS, claimed, decideClaim, silenceLeftMs, takeoverSilenceMs } from "../../src/runs/claim.js";
 import { agentFinished, finished, isAgentFinished, newRunRecord, requeued } from "../../src/runs/record.js";
 import { route } from "../../src/routing.js";
 import type { JobRequest } from "../../src/schemas/job.js";
@@ -54,5 +54,19 @@ describe("the agent-finished fact", () => {
     expect(claimed({ ...done, state: "queued" }, "w1", "t3").agentFinishedAt).toBeUndefined();
     // The concluding write keeps its own finishedAt.
     expect(finished(done, "t9", "succeeded", { outcome: "NO_CHANGES" })).toMatchObject({ state: "succeeded", finishedAt: "t9" });
+  });
+});
+
+describe("silenceLeftMs", () => {
+  it("waits the whole silence from the first sighting, then lets the takeover through once", () => {
+    const seen = new Map<string, number>();
+    expect(silenceLeftMs(seen, "job:w2", 1_500, 10_000)).toBe(1_500);
+    expect(silenceLeftMs(seen, "job:w2", 1_500, 11_000)).toBe(500);
+    expect(silenceLeftMs(seen, "job:w2", 1_500, 11_500)).toBe(0);
+    expect(seen.has("job:w2")).toBe(false);
+    // Sightings long past are dropped when a new one comes.
+    seen.set("old:w9", 0);
+    silenceLeftMs(seen, "job:w3", 1_500, 100_000);
+    expect([...seen.keys()]).toEqual(["job:w3"]);
   });
 });
