@@ -25,8 +25,6 @@ import type { Runtime } from "../../src/schemas/runtime.js";
 import { parseJson } from "../../src/json.js";
 import { startupProblems } from "../../src/startup.js";
 import { resolveAgentUser } from "../../src/runtimes/agent-user.js";
-import { killOrphanAgents } from "../../src/runtimes/process.js";
-import { resolveSandbox } from "../../src/runtimes/sandbox.js";
 import { BUCKETS, OBJECT_STORES, STREAMS, shardConsumer, shardSubject } from "../../src/subjects.js";
 import { VERSION } from "../../src/version.js";
 import { WorkspaceManager } from "../../src/workspace/git.js";
@@ -34,6 +32,7 @@ import { startControl } from "./control.js";
 import { WorkerCredentials } from "./credentials.js";
 import type { JobDeps } from "./job-effects.js";
 import { Dispatcher } from "./dispatch.js";
+import { isolateAgents, sweepWorkspaces } from "./hygiene.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startJob, type RunningJob } from "./run-job.js";
 import { Login, loginKey } from "./logins.js";
@@ -190,7 +189,14 @@ export class Worker implements AsyncDisposable {
       this.log.info({ runtime: adapter.runtime, bin: adapter.bin, version }, "agent CLI");
     }
     const problems = startupProblems(this.config);
-    await this.isolateAgents(problems);
+    this.deps.sandbox = await isolateAgents({
+      env: this.config.env,
+      workdir: this.config.workdir,
+      agentUser: this.deps.agentUser,
+      volumePaths: [...this.logins.values()].map((l) => l.volume.path),
+      problems,
+      log: this.log,
+    });
     for (const login of this.logins.values()) {
       try {
         await login.adapter.prepareVolume(login.volume);
@@ -213,36 +219,6 @@ export class Worker implements AsyncDisposable {
     return { notReady, problems };
   }
 
-  /**
-   * Agents of an earlier life of any worker on this disk are stopped, and the sandbox chosen:
-   * bubblewrap where it works (MOONMIND_AGENT_SANDBOX=auto), or a named reason it does not.
-   */
-  private async isolateAgents(problems: string[]): Promise<void> {
-    const env = this.config.env;
-    const orphans = await killOrphanAgents({ workdir: this.config.workdir, graceMs: env.MOONMIND_KILL_GRACE_MS });
-    if (orphans.killed.length > 0) this.log.warn({ killed: orphans.killed.length, survivors: orphans.survivors }, "stopped agents whose worker is gone");
-    try {
-      const sandbox = await resolveSandbox(env.MOONMIND_AGENT_SANDBOX, { user: this.deps.agentUser });
-      if (sandbox.kind === "bwrap" && sandbox.bwrap) {
-        const volumes = [...this.logins.values()].map((l) => l.volume.path);
-        this.deps.sandbox = { bwrap: sandbox.bwrap, hide: [...(env.NATS_CREDS ? [env.NATS_CREDS] : []), ...volumes] };
-        this.log.info({ sandbox: "bwrap" }, "agents run in a sandbox: their own PID namespace, only their run's directory writable");
-      } else {
-        const why = sandbox.reason ?? "no sandbox";
-        if (process.getuid?.() === 0 && this.deps.agentUser) {
-          this.log.warn({ reason: why }, "agents run without a sandbox, as MOONMIND_AGENT_USER: they cannot read this worker's environment, but can see other runs' processes");
-        } else {
-          this.log.warn(
-            { reason: why },
-            "agents run without a sandbox as this worker's user: they can read its environment (NATS credentials, keys). Install bubblewrap (tools/install-bubblewrap.sh), or run as root with MOONMIND_AGENT_USER",
-          );
-        }
-      }
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
-  }
-
   private async startServing(paused: string[], signal: AbortSignal): Promise<void> {
     const step = async <T>(work: Promise<T>): Promise<T> => {
       const value = await work;
@@ -250,7 +226,7 @@ export class Worker implements AsyncDisposable {
       return value;
     };
     for (const key of paused) this.pauseLogin(key, this.logins.get(key)?.auth.getSnapshot().context.last?.result.message ?? "not logged in");
-    await step(this.sweepWorkspaces());
+    await step(sweepWorkspaces({ workspaces: this.deps.workspaces, runs: this.runs, workerId: this.id, isWorkerAlive: (id) => this.isWorkerAlive(id), log: this.log }));
     await step(this.beat());
     await step(this.publisher.worker(this.id, {
       type: "online",
@@ -299,20 +275,6 @@ export class Worker implements AsyncDisposable {
     });
     this.loops.push(this.dispatcher.run());
     this.log.info({ logins: [...this.logins.keys()], paused, concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY }, "worker serving");
-  }
-
-  /**
-   * Workspaces left by runs that no live worker holds — this worker's earlier life, a crashed
-   * peer on the same disk — go at start: each holds a copy of a login.
-   */
-  private async sweepWorkspaces(): Promise<void> {
-    const swept = await this.deps.workspaces.sweep(async (jobId) => {
-      const run = await this.runs.get(jobId);
-      if (!run || run.record.state !== "running" || run.record.workerId === undefined) return true;
-      if (run.record.workerId === this.id) return true;
-      return !(await this.isWorkerAlive(run.record.workerId));
-    });
-    if (swept.removed.length > 0) this.log.info({ removed: swept.removed.length, kept: swept.kept.length }, "removed workspaces of runs no worker holds");
   }
 
   /** Every result of a login check: published, recorded, and turned into pause or resume. */
