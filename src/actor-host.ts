@@ -12,6 +12,7 @@ import { EXIT_CODES, MoonmindError } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
 import { connectPatiently, NatsUnreachableError } from "./nats/connect.js";
 import { provision } from "./nats/provision.js";
+import { COMPILED } from "./paths.js";
 import { resolveNatsUrl } from "./nats/url.js";
 
 export interface HostedActor {
@@ -78,7 +79,7 @@ export async function hostActor(
       signal: starting.signal,
       onRetry: (attempt, err) => log.warn({ url, attempt, err: err.message }, "NATS is not reachable yet: waiting for it"),
     });
-    log.info({ url, from }, "connected to NATS");
+    log.info({ url, from, build: COMPILED ? "compiled" : "source" }, "connected to NATS");
     const report = await provision(nc, config);
     if (report.created.length + report.updated.length > 0) log.info(report, "provisioned");
     nc.closed().then((err) => {

@@ -5,14 +5,12 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { z } from "zod";
 import { loadConfig, type Config } from "../config.js";
 import { EXIT_CODES, MoonmindError, UsageError } from "../errors.js";
-import { connectNats } from "../nats/connect.js";
 import { DEV_URL_FILE, resolveNatsUrl } from "../nats/url.js";
-import { RunRecordSchema, type RunRecord } from "../schemas/run.js";
+import type { RunRecord } from "../schemas/run.js";
 import { IdSchema } from "../schemas/runtime.js";
 import { BUCKETS } from "../subjects.js";
 import { detectTerminal, startProgress, type Terminal } from "./table.js";
@@ -33,6 +31,7 @@ export function cliContext(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     terminal,
     async connect() {
       const { url } = findNatsUrl(config, cwd);
+      const { connectNats } = await import("../nats/connect.js"); // loaded only by verbs that talk to NATS
       return connectNats({ servers: url, name: "moonmind-cli", credsFile: config.env.NATS_CREDS, timeoutMs: 5_000 });
     },
     out: (line) => void process.stdout.write(`${line}\n`),
@@ -170,6 +169,7 @@ export async function withNats<T>(ctx: CliContext, fn: (nc: NatsConnection) => P
 
 /** The run record of `jobId` from KV runs; undefined when there is none (or it does not parse). */
 export async function readRunRecord(nc: NatsConnection, jobId: string): Promise<RunRecord | undefined> {
+  const [{ Kvm }, { RunRecordSchema }] = await Promise.all([import("@nats-io/kv"), import("../schemas/run.js")]);
   const entry = await (await new Kvm(nc).open(BUCKETS.runs)).get(jobId);
   if (!entry || entry.operation !== "PUT" || entry.length === 0) return undefined;
   const parsed = RunRecordSchema.safeParse(entry.json());

@@ -1,24 +1,13 @@
 /**
  * The `moonmind` command: one commander program, one file per verb, one top-level handler
  * that turns errors into exit codes (2 usage, 78 configuration, 1 anything else).
- * Data goes to stdout, logs and errors to stderr.
+ * Data goes to stdout, logs and errors to stderr. Each verb's module is loaded when it runs,
+ * so a quick verb (`route`) never pays for the NATS client, the actors or execa.
  */
 import { Command, CommanderError } from "commander";
 import { EXIT_CODES } from "../errors.js";
+import { COMPILED } from "../paths.js";
 import { VERSION } from "../version.js";
-import { runActorCommand } from "./commands/actor.js";
-import { authCommand } from "./commands/auth.js";
-import { demoCommand } from "./commands/demo.js";
-import { devCommand } from "./commands/dev.js";
-import { artifactsCommand } from "./commands/artifacts.js";
-import { deadListCommand, deadReplayCommand } from "./commands/dead.js";
-import { logsCommand } from "./commands/logs.js";
-import { routeCommand } from "./commands/route.js";
-import { runsCancelCommand, runsGetCommand, runsListCommand, runsPreflightCommand, runsRetryCommand } from "./commands/runs.js";
-import { shardsCommand } from "./commands/shards.js";
-import { submitCommand } from "./commands/submit.js";
-import { watchCommand } from "./commands/watch.js";
-import { workersCommand } from "./commands/workers.js";
 import { cliContext } from "./context.js";
 
 async function readStdin(): Promise<string> {
@@ -30,7 +19,7 @@ async function readStdin(): Promise<string> {
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("moonmind")
     .description("Run AI coding-agent CLIs as queued jobs on NATS JetStream")
-    .version(VERSION)
+    .version(`${VERSION}${COMPILED ? "" : " (from source)"}`)
     .exitOverride()
     .showHelpAfterError();
 
@@ -49,7 +38,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("-w, --wait", "follow the job's events until it ends; exit 1 unless it succeeded")
     .option("--timeout <seconds>", "with --wait: stop waiting after this long")
     .option("--json", "machine-readable output")
-    .action(async (opts) => setExit(await submitCommand(cliContext(), opts, readStdin)));
+    .action(async (opts) => setExit(await (await import("./commands/submit.js")).submitCommand(cliContext(), opts, readStdin)));
 
   program
     .command("watch [jobId]")
@@ -60,34 +49,34 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--follow", "for one job: keep following after it ends")
     .option("--appear-timeout <seconds>", "for an id with no record and no events yet: how long to wait for it (default 10)")
     .option("--json", "one JSON event per line")
-    .action(async (jobId: string | undefined, opts) => setExit(await watchCommand(cliContext(), jobId, opts)));
+    .action(async (jobId: string | undefined, opts) => setExit(await (await import("./commands/watch.js")).watchCommand(cliContext(), jobId, opts)));
 
   program
     .command("logs <jobId>")
     .description("a job's agent output from LOGS (kept 24 h); --follow goes on live until the job ends")
     .option("-f, --follow", "after what is stored, follow live output until the job ends")
     .option("--json", "one {jobId, seq, at, lines} batch per line")
-    .action(async (jobId: string, opts) => setExit(await logsCommand(cliContext(), jobId, opts)));
+    .action(async (jobId: string, opts) => setExit(await (await import("./commands/logs.js")).logsCommand(cliContext(), jobId, opts)));
 
   program
     .command("artifacts <jobId> [kind]")
     .description("a job's stored artifacts: the list, or one of patch | log | message to stdout or --out FILE")
     .option("-o, --out <file>", "save the artifact to FILE instead of printing it")
     .option("--json", "machine-readable output")
-    .action(async (jobId: string, kind: string | undefined, opts) => setExit(await artifactsCommand(cliContext(), jobId, kind, opts)));
+    .action(async (jobId: string, kind: string | undefined, opts) => setExit(await (await import("./commands/artifacts.js")).artifactsCommand(cliContext(), jobId, kind, opts)));
 
   program
     .command("shards")
     .description("every shard: queue depth, the workers bound to it and their logins, why jobs wait (ops.shards)")
     .option("--runtime <runtime>", "only this runtime's shards")
     .option("--json", "machine-readable output")
-    .action(async (opts) => setExit(await shardsCommand(cliContext(), opts)));
+    .action(async (opts) => setExit(await (await import("./commands/shards.js")).shardsCommand(cliContext(), opts)));
 
   program
     .command("workers")
     .description("every live worker: runtimes, shards, auth state per login, running jobs (ops.workers)")
     .option("--json", "machine-readable output")
-    .action(async (opts) => setExit(await workersCommand(cliContext(), opts)));
+    .action(async (opts) => setExit(await (await import("./commands/workers.js")).workersCommand(cliContext(), opts)));
 
   const runs = program.command("runs").description("list, inspect, cancel, retry runs and re-run their preflight (ops.runs.*)");
   runs
@@ -100,29 +89,29 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--shard <n>", "only runs on this shard")
     .option("--limit <n>", "at most this many (default 50)")
     .option("--json", "machine-readable output")
-    .action(async (opts) => setExit(await runsListCommand(cliContext(), opts)));
+    .action(async (opts) => setExit(await (await import("./commands/runs.js")).runsListCommand(cliContext(), opts)));
   runs
     .command("get <runId>")
     .description("the run record and its event history")
     .option("--json", "machine-readable output")
-    .action(async (runId: string, opts) => setExit(await runsGetCommand(cliContext(), runId, opts)));
+    .action(async (runId: string, opts) => setExit(await (await import("./commands/runs.js")).runsGetCommand(cliContext(), runId, opts)));
   runs
     .command("cancel <runId>")
     .description("cancel a queued run at once, or ask its worker to stop a running one")
     .option("--reason <text>", "recorded with the cancellation")
     .option("--json", "machine-readable output")
-    .action(async (runId: string, opts) => setExit(await runsCancelCommand(cliContext(), runId, opts)));
+    .action(async (runId: string, opts) => setExit(await (await import("./commands/runs.js")).runsCancelCommand(cliContext(), runId, opts)));
   runs
     .command("retry <runId>")
     .description("queue a failed, cancelled or dead-lettered run again under the same id")
     .option("--json", "machine-readable output")
-    .action(async (runId: string, opts) => setExit(await runsRetryCommand(cliContext(), runId, opts)));
+    .action(async (runId: string, opts) => setExit(await (await import("./commands/runs.js")).runsRetryCommand(cliContext(), runId, opts)));
   runs
     .command("preflight <runId>")
     .description("re-run the login check of the run's runtime on a worker serving its shard; exit 1 when it fails")
     .option("--force-refresh", "run it even when a fresh stored result exists")
     .option("--json", "machine-readable output")
-    .action(async (runId: string, opts) => setExit(await runsPreflightCommand(cliContext(), runId, opts)));
+    .action(async (runId: string, opts) => setExit(await (await import("./commands/runs.js")).runsPreflightCommand(cliContext(), runId, opts)));
 
   const dead = program.command("dead").description("dead letters (DEAD stream) and replaying them (ops.dead.*)");
   dead
@@ -131,13 +120,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description("dead letters with their reasons, newest first")
     .option("--limit <n>", "at most this many (default 50)")
     .option("--json", "machine-readable output")
-    .action(async (opts) => setExit(await deadListCommand(cliContext(), opts)));
+    .action(async (opts) => setExit(await (await import("./commands/dead.js")).deadListCommand(cliContext(), opts)));
   dead
     .command("replay [jobId]")
     .description("re-submit a dead letter (its job id's newest, or --seq N) after a fix")
     .option("--seq <n>", "the letter's DEAD stream sequence instead of a job id")
     .option("--json", "machine-readable output")
-    .action(async (jobId: string | undefined, opts) => setExit(await deadReplayCommand(cliContext(), jobId, opts)));
+    .action(async (jobId: string | undefined, opts) => setExit(await (await import("./commands/dead.js")).deadReplayCommand(cliContext(), jobId, opts)));
 
   program
     .command("route <repository>")
@@ -145,14 +134,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--runtime <runtime>", "codex | claude | gemini (default MOONMIND_DEFAULT_TASK_RUNTIME)")
     .option("--affinity-key <key>", "route by this key instead")
     .option("--json", "machine-readable output")
-    .action((repository: string, opts) => setExit(routeCommand(cliContext(), repository, opts)));
+    .action(async (repository: string, opts) => setExit((await import("./commands/route.js")).routeCommand(cliContext(), repository, opts)));
 
   program
     .command("intake")
     .description("run one intake replica (consumer 'intake' on jobs.submit)")
     .action(async () => {
       cliContext(); // validate the configuration before starting anything
-      setExit(await runActorCommand("intake"));
+      setExit(await (await import("./commands/actor.js")).runActorCommand("intake"));
     });
 
   program
@@ -160,7 +149,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description("run one worker for MOONMIND_WORKER_RUNTIMES")
     .action(async () => {
       cliContext();
-      setExit(await runActorCommand("worker"));
+      setExit(await (await import("./commands/actor.js")).runActorCommand("worker"));
     });
 
   program
@@ -168,7 +157,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description("run one replica of the moonmind-ops service (ops.* requests; any number share them)")
     .action(async () => {
       cliContext();
-      setExit(await runActorCommand("ops"));
+      setExit(await (await import("./commands/actor.js")).runActorCommand("ops"));
     });
 
   program
@@ -180,19 +169,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--api-key", "read an API key from stdin")
     .option("--token", "claude: read the token `claude setup-token` printed from stdin")
     .option("--json", "machine-readable output")
-    .action(async (runtime: string, opts) => setExit(await authCommand(cliContext(), runtime, opts, readStdin)));
+    .action(async (runtime: string, opts) => setExit(await (await import("./commands/auth.js")).authCommand(cliContext(), runtime, opts, readStdin)));
 
   program
     .command("dev")
     .description("run the whole stack on this machine (local nats-server unless NATS_URL is set)")
     .option("--stand-in", "use the scripted codex stand-in (tests/fixtures) instead of the real CLI")
-    .action(async (opts) => setExit(await devCommand(cliContext(), opts)));
+    .action(async (opts) => setExit(await (await import("./commands/dev.js")).devCommand(cliContext(), opts)));
 
   program
     .command("demo")
     .description("offline demo: the real codex, claude and gemini CLIs each change a sample repository, against a local scripted stand-in for the vendors' APIs")
     .option("--timeout <seconds>", "give up after this long (default 300)")
-    .action(async (opts) => setExit(await demoCommand(cliContext(), opts)));
+    .action(async (opts) => setExit(await (await import("./commands/demo.js")).demoCommand(cliContext(), opts)));
 
   return program;
 }

@@ -7,11 +7,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { ConfigError } from "../errors.js";
+import { PROJECT_ROOT } from "../paths.js";
 
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const LOCAL_BIN = join(PROJECT_ROOT, ".tools/nats-server/usr/sbin/nats-server");
 
 export interface NatsServer {

@@ -4,7 +4,7 @@
  */
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
-import { PROJECT_ROOT } from "../nats/server.js";
+import { PROJECT_ROOT } from "../paths.js";
 
 export function resolveBinary(command: string, explicit: string | undefined, path = process.env.PATH ?? ""): string {
   if (explicit) return explicit;

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { PROJECT_ROOT } from "../../src/nats/server.js";
+import { PROJECT_ROOT } from "../../src/paths.js";
 import { killOrphanAgents, runProcess } from "../../src/runtimes/process.js";
 
 const sh = (script: string) => ({ bin: "/bin/sh", args: ["-c", script], env: { PATH: process.env.PATH ?? "" }, cwd: "/" });

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startModelServer } from "../../src/demo/model-server/index.js";
-import { PROJECT_ROOT } from "../../src/nats/server.js";
+import { PROJECT_ROOT } from "../../src/paths.js";
 import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
 import { runProcess, type RunOptions } from "../../src/runtimes/process.js";
 import { probeSandbox, sandboxInvocation, type SandboxLayout } from "../../src/runtimes/sandbox.js";

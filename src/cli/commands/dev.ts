@@ -8,7 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { loadConfig } from "../../config.js";
 import { UsageError } from "../../errors.js";
-import { PROJECT_ROOT } from "../../nats/server.js";
+import { PROJECT_ROOT } from "../../paths.js";
 import { RUNTIMES } from "../../schemas/runtime.js";
 import type { CliContext } from "../context.js";
 import { startLocalStack, type WorkerSpec } from "../local-stack.js";
