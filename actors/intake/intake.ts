@@ -4,6 +4,10 @@
  * by KV create, publish to its shard subject with Nats-Msg-Id = job id, so a duplicate runs once).
  * Only intake's own failures (the server unreachable, a timeout) hand a message back.
  * Any replica may take any message; nothing here depends on which one does.
+ *
+ * Messages are pipelined (./pipeline.ts): up to MOONMIND_INTAKE_INFLIGHT at once, but one job id
+ * at a time, in delivery order, so a duplicate or a redelivery never races the first copy and a
+ * job's events keep their order.
  */
 import { jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { closeConnection } from "../../src/nats/connect.js";
@@ -23,6 +27,7 @@ import { BUCKETS, INTAKE_CONSUMER, STREAMS, SUBJECTS, submissionEventSubject } f
 import { canonicalJson } from "../../src/json.js";
 import { WorkerDirectory } from "../../src/workers/directory.js";
 import { MaxDeliveriesWatcher } from "./max-deliveries.js";
+import { KeyedPipeline } from "./pipeline.js";
 
 type Rejection = Extract<SubmissionResult, { ok: false }>;
 interface Routable {
@@ -40,6 +45,7 @@ export class Intake implements AsyncDisposable {
   private readonly js: JetStreamClient;
   private readonly publisher: StatusPublisher;
   private readonly options: SubmissionOptions;
+  private readonly pipeline: KeyedPipeline;
   private runs!: RunStore;
   private messages: ConsumerMessages | undefined;
   private watcher: MaxDeliveriesWatcher | undefined;
@@ -59,6 +65,13 @@ export class Intake implements AsyncDisposable {
       defaultRuntime: config.env.MOONMIND_DEFAULT_TASK_RUNTIME,
       allowLocalRepos: config.env.MOONMIND_ALLOW_LOCAL_REPOS,
     };
+    // settle() never throws; should it ever, the message is left to redelivery.
+    this.pipeline = new KeyedPipeline(config.env.MOONMIND_INTAKE_INFLIGHT, (err, key) => this.log.error({ err, key }, "an intake task threw"));
+  }
+
+  /** Pulled ahead of the pipeline; as many as it holds, so it never waits on a fetch. */
+  private get pullBatch(): number {
+    return this.pipeline.limit;
   }
 
   async start(): Promise<void> {
@@ -69,7 +82,7 @@ export class Intake implements AsyncDisposable {
     this.watcher = new MaxDeliveriesWatcher(this.nc, await jetstreamManager(this.nc), this.runs, this.publisher, this.log);
     this.watcher.start();
     const consumer = await this.js.consumers.get(STREAMS.jobs, INTAKE_CONSUMER);
-    this.messages = await consumer.consume({ max_messages: 64, abort_on_missing_resource: true });
+    this.messages = await consumer.consume({ max_messages: this.pullBatch, abort_on_missing_resource: true });
     this.loop = this.consume(consumer);
     this.log.info({ subject: SUBJECTS.submit, consumer: INTAKE_CONSUMER }, "intake serving");
   }
@@ -77,12 +90,24 @@ export class Intake implements AsyncDisposable {
   /**
    * Until stopped: a consumer that fails or ends is consumed again. `abort_on_missing_resource`
    * makes a deleted consumer end the iterator at once; otherwise the client waits for two missed
-   * heartbeats before it looks again.
+   * heartbeats before it looks again. Each message is judged here, which names its job, then
+   * queued under that id; the loop waits while the pipeline is full. A message that arrives once
+   * stopping has begun is handed back at once (nak) for another replica.
    */
   private async consume(consumer: Consumer): Promise<void> {
     for (;;) {
       try {
-        for await (const msg of this.messages!) await this.handle(msg);
+        for await (const msg of this.messages!) {
+          if (this.stopping) {
+            msg.nak();
+            continue;
+          }
+          const verdict = this.judge(msg);
+          // Every verdict names a job: the submission's own id, or one made up for it (unique,
+          // like the stream sequence it stands in for) when the payload gives none usable.
+          const key = verdict.ok ? verdict.job.id : verdict.jobId;
+          await this.pipeline.push(key, () => this.settle(msg, verdict));
+        }
       } catch (err) {
         if (this.stopping) return;
         this.log.error({ err }, "intake's consumer failed; consuming again in 1 s");
@@ -91,7 +116,7 @@ export class Intake implements AsyncDisposable {
       await new Promise((r) => setTimeout(r, 1_000));
       if (this.stopping) return;
       try {
-        this.messages = await (await this.js.consumers.get(STREAMS.jobs, INTAKE_CONSUMER).catch(() => consumer)).consume({ max_messages: 64, abort_on_missing_resource: true });
+        this.messages = await (await this.js.consumers.get(STREAMS.jobs, INTAKE_CONSUMER).catch(() => consumer)).consume({ max_messages: this.pullBatch, abort_on_missing_resource: true });
       } catch (err) {
         this.log.warn({ err }, "intake's consumer is not back yet");
       }
@@ -101,14 +126,22 @@ export class Intake implements AsyncDisposable {
   /**
    * Never throws. The input is judged first, by pure code that cannot throw (a surprise there is
    * a rejection too); only what follows — our own NATS I/O (server unreachable, a timeout) — can
-   * fail, and only that hands the message back for another try.
+   * fail, and only that hands the message back for another try. Not serialized by job id: the
+   * consume loop does that; a caller of this one handles one message at a time.
    */
   async handle(msg: JsMsg): Promise<IntakeOutcome | undefined> {
-    const verdict = this.judge(msg);
+    return this.settle(msg, this.judge(msg));
+  }
+
+  private async settle(msg: JsMsg, verdict: Rejection | Routable): Promise<IntakeOutcome | undefined> {
     try {
       if (!verdict.ok) return await this.reject(msg, verdict);
       const outcome = await this.route(verdict);
-      await msg.ackAck();
+      // A plain ack, not ackAck: waiting for the server's word would hold this job's slot one
+      // more round trip and change nothing. A lost ack means a redelivery either way (an ackAck
+      // that failed was nak'ed), and a redelivery finds the record: reported as a duplicate, not
+      // run again. Pending acks are flushed by the connection's drain when intake stops.
+      msg.ack();
       return outcome;
     } catch (err) {
       this.log.error({ err, seq: msg.seq }, "intake could not process a message; it will be redelivered");
@@ -145,17 +178,20 @@ export class Intake implements AsyncDisposable {
    */
   private async reject(msg: JsMsg, parsed: Rejection): Promise<IntakeOutcome> {
     const field = parsed.field === undefined ? {} : { field: parsed.field };
-    // The DEAD copy first: whoever sees the event can rely on it.
-    await this.publisher.dead({
-      jobId: parsed.jobId,
-      stage: "intake",
-      reason: parsed.reason,
-      ...field,
-      subject: msg.subject,
-      original: parsed.original,
-      ...(parsed.truncated ? { truncated: true } : {}),
-    });
-    const existing = await this.runExists(parsed.jobId);
+    // The DEAD copy first: whoever sees the event can rely on it. (DEAD and STATUS are two
+    // streams, so the copy is awaited, not merely sent first; the look-up rides along.)
+    const [, existing] = await Promise.all([
+      this.publisher.dead({
+        jobId: parsed.jobId,
+        stage: "intake",
+        reason: parsed.reason,
+        ...field,
+        subject: msg.subject,
+        original: parsed.original,
+        ...(parsed.truncated ? { truncated: true } : {}),
+      }),
+      this.runExists(parsed.jobId),
+    ]);
     if (existing) {
       const event = { type: "rejected", at: new Date().toISOString(), jobId: parsed.jobId, reason: parsed.reason, ...field };
       await this.js.publish(submissionEventSubject(parsed.jobId, "rejected"), JSON.stringify(event));
@@ -179,78 +215,90 @@ export class Intake implements AsyncDisposable {
 
   private async route({ job, route: r, record }: Routable): Promise<IntakeOutcome> {
     const runtime = job.targetRuntime;
-    const created = await this.runs.create(record);
+    // A job no ready worker can take says so at once, with the remedy, on its record and its
+    // events; the record is created with the reason, so saying it costs no second write. It goes
+    // on by itself when a worker is ready: the claim clears the field.
+    const waiting = this.whyItWaits(job, r.shard);
+    const created = await this.runs.create(waiting ? { ...record, waiting: { reason: waiting, since: record.createdAt } } : record);
     if (!created) {
-      // Same id again: a duplicate submission or our own redelivery. Re-publish what was stored;
-      // JetStream drops it if the first publish landed (Nats-Msg-Id), a worker skips it if it ran.
-      const existing = await this.runs.get(job.id).catch((err: unknown) => {
-        if ((err as Error | null)?.name === "ZodError") return null;
-        throw err;
-      });
-      if (existing === null) {
-        this.log.warn({ jobId: job.id }, "duplicate job id whose run record does not parse; not routed again");
-        return { kind: "routed", jobId: job.id, subject: r.subject, duplicate: true };
-      }
-      if (existing) {
-        const ack = await this.js.publish(existing.record.subject, JSON.stringify(existing.record.request), { msgID: job.id });
-        // Said on a subject of its own: the job's history stays the job's.
-        const sameRequest = canonicalJson(existing.record.request) === canonicalJson(job);
-        const event = { type: "duplicate", at: new Date().toISOString(), jobId: job.id, state: existing.record.state, sameRequest };
-        await this.js.publish(submissionEventSubject(job.id, "duplicate"), JSON.stringify(event));
-        this.log.info({ jobId: job.id, state: existing.record.state, sameRequest, deduped: ack.duplicate }, "duplicate job id; not run again");
-        return { kind: "routed", jobId: job.id, subject: existing.record.subject, duplicate: true };
-      }
+      const again = await this.routeAgain(job, r);
+      if (again) return again;
     }
     const meta = jobMeta(job);
-    await this.publisher.job(job.id, { type: "accepted", runtime, repository: job.repository }, meta);
-    const ack = await this.js.publish(r.subject, JSON.stringify(job), { msgID: job.id });
+    // One flight, no ack awaited in between: accepted, the shard message, routed and waiting are
+    // written to this one connection in this order, synchronously (js.publish sends before its
+    // first await and, without `retries`, never sends again later); a server handles one
+    // connection's messages in order and a stream stores them as they arrive, so STATUS holds
+    // accepted < routed < waiting. The shard message is on JOBS, another stream: nothing orders
+    // it against STATUS, and nothing needs to: `routed` may be stored a moment before the shard
+    // message is. If any of them fails the message is nak'ed, and its redelivery finds the record
+    // and routes the stored request again (Nats-Msg-Id dedupes it); an event lost that way is not
+    // said again, as before this was pipelined.
+    const flight = [
+      this.publisher.job(job.id, { type: "accepted", runtime, repository: job.repository }, meta),
+      this.js.publish(r.subject, JSON.stringify(job), { msgID: job.id }),
+      this.publisher.job(job.id, { type: "routed", runtime, shard: r.shard, subject: r.subject, consumer: r.consumer, key: r.key }, meta),
+      ...(waiting ? [this.publisher.job(job.id, { type: "waiting", subject: r.subject, reason: waiting }, meta)] : []),
+    ] as const;
+    const [, ack] = await Promise.all(flight);
     if (ack.duplicate) {
       // The run record is new, so this id was never routed: the submission itself carried
       // Nats-Msg-Id = job id, which shares JOBS's dedupe window. Route it under a distinct id.
       await this.js.publish(r.subject, JSON.stringify(job), { msgID: `${job.id}.routed` });
       this.log.warn({ jobId: job.id }, "submission used the job id as Nats-Msg-Id; use another value (e.g. submit-<id>)");
     }
-    await this.publisher.job(job.id, {
-      type: "routed",
-      runtime,
-      shard: r.shard,
-      subject: r.subject,
-      consumer: r.consumer,
-      key: r.key,
-    }, meta);
-    this.log.info({ jobId: job.id, subject: r.subject }, "job routed");
-    await this.sayWhyItWaits(job, r.shard, r.subject);
+    this.log.info({ jobId: job.id, subject: r.subject, ...(waiting ? { waiting } : {}) }, "job routed");
     return { kind: "routed", jobId: job.id, subject: r.subject, duplicate: false };
   }
 
   /**
-   * A job whose shard no ready worker serves says so at once, with the remedy, on its events and
-   * its record. It goes on by itself when a worker is ready: the claim clears the field.
+   * Same id again: a duplicate submission or our own redelivery. Re-publish what was stored;
+   * JetStream drops it if the first publish landed (Nats-Msg-Id), a worker skips it if it ran.
+   * Undefined when the record vanished between the create and this read: routed as new.
    */
-  private async sayWhyItWaits(job: JobRequest, shard: number, subject: string): Promise<void> {
-    const readiness = this.directory?.readiness(job.targetRuntime, shard);
-    if (!readiness || readiness.ready || !readiness.reason) return;
-    const reason = readiness.reason;
-    const since = new Date().toISOString();
-    // Ops may have said it first (src/ops/waiting-monitor.ts): one `waiting` per reason.
-    let changed = false;
-    await this.runs.update(job.id, (r) => {
-      changed = r.state === "queued" && r.waiting?.reason !== reason;
-      return changed ? { ...r, waiting: { reason, since }, updatedAt: since } : undefined;
+  private async routeAgain(job: JobRequest, r: Route): Promise<IntakeOutcome | undefined> {
+    const existing = await this.runs.get(job.id).catch((err: unknown) => {
+      if ((err as Error | null)?.name === "ZodError") return null;
+      throw err;
     });
-    if (changed) await this.publisher.job(job.id, { type: "waiting", subject, reason }, jobMeta(job));
+    if (existing === null) {
+      this.log.warn({ jobId: job.id }, "duplicate job id whose run record does not parse; not routed again");
+      return { kind: "routed", jobId: job.id, subject: r.subject, duplicate: true };
+    }
+    if (!existing) return undefined;
+    // Said on a subject of its own: the job's history stays the job's.
+    const sameRequest = canonicalJson(existing.record.request) === canonicalJson(job);
+    const event = { type: "duplicate", at: new Date().toISOString(), jobId: job.id, state: existing.record.state, sameRequest };
+    const [ack] = await Promise.all([
+      this.js.publish(existing.record.subject, JSON.stringify(existing.record.request), { msgID: job.id }),
+      this.js.publish(submissionEventSubject(job.id, "duplicate"), JSON.stringify(event)),
+    ]);
+    this.log.info({ jobId: job.id, state: existing.record.state, sameRequest, deduped: ack.duplicate }, "duplicate job id; not run again");
+    return { kind: "routed", jobId: job.id, subject: existing.record.subject, duplicate: true };
+  }
+
+  /** Pure over the directory (kept current by a watch): why no ready worker serves the shard, if none does. */
+  private whyItWaits(job: JobRequest, shard: number): string | undefined {
+    const readiness = this.directory?.readiness(job.targetRuntime, shard);
+    return readiness && !readiness.ready ? readiness.reason : undefined;
   }
 
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
+    const step = async (what: string, run: () => unknown): Promise<void> => {
       try {
-        await this.messages?.close();
-        await this.loop;
-        await this.watcher?.stop();
-        this.directory?.stop();
+        await run();
       } catch (err) {
-        this.log.warn({ err }, "closing the intake consumer failed");
+        this.log.warn({ err }, `${what} failed`);
       }
+    };
+    this.stopping ??= (async () => {
+      // Stop pulling; what is in the pipeline finishes (acked, or nak'ed on a failure), and what
+      // was pulled but not yet taken in is nak'ed by the loop: nothing is left half done.
+      await step("closing the intake consumer", () => this.messages?.close());
+      await step("ending the consume loop", () => this.loop);
+      await step("settling in-flight messages", () => this.pipeline.idle());
+      await step("stopping the max-deliveries watcher", () => this.watcher?.stop());
+      this.directory?.stop();
       await closeConnection(this.nc);
       this.log.info("intake stopped");
     })().finally(() => this.markStopped());

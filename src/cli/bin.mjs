@@ -3,7 +3,7 @@
 // and it is newer than every source file; otherwise the TypeScript sources through tsx, so a
 // checkout works with no build step and an edited source is never shadowed by an old build
 // (`moonmind --version` and each actor's first log line say which runs).
-// MOONMIND_FROM_SOURCE=1 forces the sources. The V8 flag caps the young generation: an idle
+// MOONMIND_FROM_SOURCE=true forces the sources. The V8 flag caps the young generation: an idle
 // actor keeps ~12 MB less resident (docs/architecture.md, "One process per actor"). A .env in the working directory is read if
 // present (real environment variables win).
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -28,7 +28,7 @@ function newestSource() {
 
 /** The compiled entry, unless the sources have changed since it was built (then they win). */
 function compiledBuild() {
-  if (process.env.MOONMIND_FROM_SOURCE === "1" || !existsSync(stamp)) return undefined;
+  if (/^(true|1|yes|on)$/i.test(process.env.MOONMIND_FROM_SOURCE ?? "") || !existsSync(stamp)) return undefined;
   if (newestSource() > statSync(stamp).mtimeMs) return undefined; // `moonmind --version` says "(from source)"
   return pathToFileURL(join(root, "dist", "src", "cli", "index.js")).href;
 }

@@ -39,6 +39,9 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1_000,
       timeout: opts.timeoutMs ?? 10_000,
+      // The client otherwise builds an Error for every request to keep its async stack: about a
+      // quarter of intake's CPU (profiled). Failures still carry their message and cause.
+      noAsyncTraces: true,
       ...(authenticator ? { authenticator } : {}),
     });
   } catch (err) {
