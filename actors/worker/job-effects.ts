@@ -285,8 +285,10 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         await preparing?.catch(() => undefined);
         await homePutAway;
         if (input.workspace) {
-          prepared.delete(input.workspace.dir);
-          await workspaces.remove(input.workspace.dir);
+          const { dir } = input.workspace;
+          prepared.delete(dir);
+          // In the background: the run's home is put away already, and the slot serves the next job meanwhile.
+          workspaces.removeLater(dir, (err) => log.error({ err, jobId: job.id, dir }, "could not remove a workspace"));
         }
         await events;
       }),

@@ -436,6 +436,7 @@ export class Worker implements AsyncDisposable {
         await all;
       }
     }, this.config.env.MOONMIND_STOP_GRACE_MS + this.config.env.MOONMIND_KILL_GRACE_MS + 15_000, false);
+    await step("remove finished workspaces", () => this.deps?.workspaces.removals(), 30_000, false);
     clearInterval(this.heartbeat);
     for (const login of this.logins.values()) login.stop();
     await step("stop token brokers", () => this.credentials.stop(), 5_000, false);

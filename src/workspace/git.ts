@@ -190,6 +190,7 @@ const tampered = (why: string, cause?: unknown) =>
 export class WorkspaceManager {
   private readonly root: string;
   private readonly timeoutMs: number;
+  private readonly removing = new Set<Promise<void>>();
 
   constructor(private readonly opts: WorkspaceOptions) {
     this.root = resolve(opts.workdir);
@@ -281,6 +282,24 @@ export class WorkspaceManager {
   async remove(dir: string): Promise<void> {
     if (this.opts.keep) return;
     await this.removeNow(dir);
+  }
+
+  /**
+   * Removes a finished run's directory in the background, so the slot the run held serves the
+   * next job meanwhile (a checkout's removal is ~15 ms, the largest cost between one job's end
+   * and the next one's claim). A crash before it is done leaves it to the start-up sweep.
+   */
+  removeLater(dir: string, onError: (err: unknown) => void): void {
+    if (this.opts.keep) return;
+    const removal: Promise<void> = this.removeNow(dir)
+      .catch(onError)
+      .finally(() => this.removing.delete(removal));
+    this.removing.add(removal);
+  }
+
+  /** Settles once every removal `removeLater` started has ended. */
+  async removals(): Promise<void> {
+    while (this.removing.size > 0) await Promise.allSettled([...this.removing]);
   }
 
   /**
