@@ -16,17 +16,17 @@ import { connectNats } from "../src/nats/connect.js";
 import { provision } from "../src/nats/provision.js";
 import { route } from "../src/routing.js";
 import { SUBJECTS } from "../src/subjects.js";
+import { percentiles, until, type Percentiles } from "./stats.js";
 
-export interface Percentiles {
-  p50: number;
-  p99: number;
-  n: number;
-}
+export { percentiles, type Percentiles };
 
-export function percentiles(samples: number[]): Percentiles {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
-  return { p50: at(0.5), p99: at(0.99), n: s.length };
+export interface PickupResult {
+  /** Raw JetStream: publish → a waiting pull consumer has the message. */
+  raw: Percentiles;
+  /** Idle worker, routed → claimed, by the number of shards it binds. */
+  idle: Record<"1" | "3" | "9", Percentiles>;
+  /** Same shard, 3 bound: one job's succeeded → the next queued job's claimed. */
+  next: Percentiles;
 }
 
 /** Arrival time in this process of each job's event of the given type. */
@@ -36,13 +36,7 @@ function arrivals(nc: NatsConnection, type: string): Map<string, number> {
   return seen;
 }
 
-async function until(check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("bench: timed out waiting for an event");
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
+const wait = (check: () => boolean) => until(check, "a pickup event");
 
 /** A repository per shard: keys routed to each of `shards` shards, found by trying. */
 function keysPerShard(shards: number): string[] {
@@ -55,8 +49,19 @@ function keysPerShard(shards: number): string[] {
   return keys;
 }
 
-export async function benchPickup(o: { url: string; env: Record<string, string>; dir: string; jobs: number; log: Logger }): Promise<Record<string, Percentiles>> {
-  const out: Record<string, Percentiles> = {};
+export async function benchPickup(o: {
+  url: string;
+  env: Record<string, string>;
+  dir: string;
+  jobs: number;
+  log: Logger;
+  onProgress?: (done: number, total: number) => void;
+}): Promise<PickupResult> {
+  const idle: Partial<PickupResult["idle"]> = {};
+  let next: Percentiles | undefined;
+  const total = 3 * o.jobs + Math.max(3, Math.floor(o.jobs / 2));
+  let done = 0;
+  const tick = () => o.onProgress?.(++done, total);
   const nc = await connectNats({ servers: o.url, name: "bench-pickup" });
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
@@ -78,11 +83,11 @@ export async function benchPickup(o: { url: string; env: Record<string, string>;
   for (let i = 0; i < o.jobs; i++) {
     sentAt = performance.now();
     await js.publish("rawpick.x", "x");
-    await until(() => got > i);
+    await wait(() => got > i);
   }
   await messages.close();
   await reader;
-  out["raw JetStream: publish → waiting pull has it"] = percentiles(raw);
+  const rawP = percentiles(raw);
 
   for (const shards of [1, 3, 9]) {
     const env = { ...o.env, MOONMIND_DATA_DIR: join(o.dir, `pickup-${shards}`), MOONMIND_CODEX_SHARDS: String(shards), MOONMIND_WORKER_CONCURRENCY: "1" };
@@ -97,31 +102,33 @@ export async function benchPickup(o: { url: string; env: Record<string, string>;
     const claimed = arrivals(nc, "claimed");
     const succeeded = arrivals(nc, "succeeded");
     const keys = keysPerShard(shards);
-    const idle: number[] = [];
+    const samples: number[] = [];
     // Idle worker: one job at a time, each on the next shard round the ring.
     for (let i = 0; i < o.jobs; i++) {
       const id = `pick-${shards}-${i}`;
       await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[i % shards], instructions: "say hi" }));
-      await until(() => succeeded.has(id));
-      idle.push(claimed.get(id)! - routed.get(id)!);
+      await wait(() => succeeded.has(id));
+      samples.push(claimed.get(id)! - routed.get(id)!);
+      tick();
     }
-    out[`idle worker, ${shards} bound shard${shards > 1 ? "s" : ""}: routed → claimed`] = percentiles(idle);
+    idle[String(shards) as "1" | "3" | "9"] = percentiles(samples);
     if (shards === 3) {
       // Back to back on one shard: the second waits queued until the first settles.
-      const next: number[] = [];
-      for (let i = 0; i < Math.max(5, Math.floor(o.jobs / 2)); i++) {
+      const pairs: number[] = [];
+      for (let i = 0; i < Math.max(3, Math.floor(o.jobs / 2)); i++) {
         const [a, b] = [`pair-${i}-a`, `pair-${i}-b`];
         for (const id of [a, b]) {
           await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[0], instructions: "say hi" }));
         }
-        await until(() => succeeded.has(b));
-        next.push(claimed.get(b)! - succeeded.get(a)!);
+        await wait(() => succeeded.has(b));
+        pairs.push(claimed.get(b)! - succeeded.get(a)!);
+        tick();
       }
-      out["same shard: one job's succeeded → the next's claimed"] = percentiles(next);
+      next = percentiles(pairs);
     }
     await worker.stop();
     await intake.stop();
   }
   await nc.close();
-  return out;
+  return { raw: rawP, idle: idle as PickupResult["idle"], next: next! };
 }

@@ -1,160 +1,136 @@
 /**
- * `npm run bench`: MoonMind's paths measured side by side with raw JetStream on the same
- * nats-server, in one run. Prints a table; numbers are for this machine and this run only.
+ * `npm run bench` (`-- --quick` for a smoke run under a minute that asserts nothing): MoonMind's
+ * paths measured beside raw JetStream on one nats-server of its own, in one run. Prints one
+ * table, writes bench/results.json and bench/results.svg; a progress line goes to stderr.
+ * The method of every figure is in bench/README.md.
  *
- *   raw publish      js.publish to a work-queue stream, 500 in flight
- *   raw consume      pull consumer + ack of those messages
- *   intake routing   jobs.submit → validated, run record created, events, routed to a shard
- *   job dispatch     routed job → claimed, workspace, agent (stand-in), artifacts, acked
- *   pickup           routed → claimed for an idle worker on 1, 3, 9 shards; settle → next claim (bench/pickup.ts)
+ *   raw          js.publish with 500 in flight; one pull consumer consuming + acking (bench/raw.ts)
+ *   pickup       routed → claimed, idle in-process worker on 1, 3, 9 shards; settle → next claim (bench/pickup.ts)
+ *   intake       one replica beside a raw consume → republish loop (bench/intake.ts)
+ *   overhead     per-job cost besides the agent process; preflight cached vs spawned (bench/overhead.ts)
+ *   footprint    idle worker process tree RSS; `moonmind route` wall time (bench/footprint.ts)
+ *   scale        worker processes 1 → 3 → 6 and shards 1 → 3 → 9; a queued drain by 3 then 6 (bench/scale.ts)
  *
- * Env: BENCH_MESSAGES (raw, default 20000), BENCH_JOBS (intake, default 2000),
- *      BENCH_RUNS (dispatch, default 40), BENCH_CONCURRENCY (worker, default 2),
- *      BENCH_PICKUP (jobs per pickup figure, default 40).
+ * Env: BENCH_MESSAGES (raw, full 50000), BENCH_PICKUP (jobs per pickup figure, full 40),
+ *      BENCH_JOBS (intake, full 2000), BENCH_SCALE_JOBS (per scale point, full 200),
+ *      BENCH_DRAIN_JOBS (queued, full 10000), BENCH_DRAIN_PHASE_SECONDS (budget of each drain
+ *      phase, full 150; 0 = drain them all), BENCH_WORKER_CONCURRENCY (per worker process, 2).
  */
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { AckPolicy, RetentionPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Intake } from "../actors/intake/intake.js";
-import { Worker } from "../actors/worker/worker.js";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
 import { connectNats } from "../src/nats/connect.js";
 import { provision } from "../src/nats/provision.js";
-import { startNatsServer } from "../src/nats/server.js";
-import { SUBJECTS, jobEventFilter } from "../src/subjects.js";
+import { resolveNatsServerBin, startNatsServer } from "../src/nats/server.js";
 import { makeRepo } from "../tests/helpers/stack.js";
-import { benchPickup, type Percentiles } from "./pickup.js";
+import { FAKE_CODEX, type BenchContext } from "./context.js";
+import { benchBareNode, benchFootprint, idleFootprint, type IdleWorker } from "./footprint.js";
+import { benchIntake } from "./intake.js";
+import { benchOverhead } from "./overhead.js";
+import { benchPickup } from "./pickup.js";
+import { killAll } from "./procs.js";
+import { createProgress } from "./progress.js";
+import { benchRaw } from "./raw.js";
+import { table, writeResults, type Results } from "./report.js";
+import { benchScale } from "./scale.js";
 
-const N_RAW = Number(process.env.BENCH_MESSAGES ?? 20_000);
-const N_JOBS = Number(process.env.BENCH_JOBS ?? 2_000);
-const N_RUNS = Number(process.env.BENCH_RUNS ?? 40);
-const N_PICKUP = Number(process.env.BENCH_PICKUP ?? 40);
-const CONCURRENCY = process.env.BENCH_CONCURRENCY ?? "2";
-const FAKE_CODEX = join(import.meta.dirname, "../tests/fixtures/fake-codex.mjs");
-const log = createLogger({ actor: "bench" }, "silent");
+const quick = process.argv.includes("--quick");
+const envNum = (name: string, full: number, short: number) => (quick ? short : Number(process.env[name] ?? full));
+const N = {
+  pickup: envNum("BENCH_PICKUP", 40, 3),
+  intake: envNum("BENCH_JOBS", 2_000, 300),
+  scale: envNum("BENCH_SCALE_JOBS", 200, 10),
+  drain: envNum("BENCH_DRAIN_JOBS", 10_000, 60),
+  phaseSeconds: envNum("BENCH_DRAIN_PHASE_SECONDS", 150, 4),
+  concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY ?? 2),
+};
 
-interface Row {
-  path: string;
-  count: number;
-  seconds: number;
-  note: string;
-}
-const rows: Row[] = [];
-const record = (path: string, count: number, startedAt: number, note: string) =>
-  rows.push({ path, count, seconds: (performance.now() - startedAt) / 1_000, note });
-
+const progress = createProgress();
+const started = performance.now();
 const dir = await mkdtemp(join(tmpdir(), "moonmind-bench-"));
+progress.step("starting nats-server");
 const server = await startNatsServer();
+const cleanup = async () => {
+  killAll();
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+};
+process.once("SIGINT", () => void cleanup().finally(() => process.exit(130)));
 try {
   const volume = join(dir, "auth");
   await mkdir(volume);
-  await writeFile(join(volume, "auth.json"), "{}");
+  await writeFile(join(volume, "auth.json"), JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: "stand-in" }), { mode: 0o600 });
   const repo = await makeRepo(join(dir, "repo"));
-  const env = {
+  const env: Record<string, string> = {
     NATS_URL: server.url,
     MOONMIND_DATA_DIR: join(dir, "var"),
     MOONMIND_LOG_LEVEL: "silent",
     MOONMIND_CODEX_BIN: FAKE_CODEX,
     CODEX_VOLUME_PATH: volume,
     MOONMIND_ALLOW_LOCAL_REPOS: "true",
-    MOONMIND_WORKER_CONCURRENCY: CONCURRENCY,
     MOONMIND_LOG_BATCH_MS: "50",
   };
-  const config = loadConfig(env);
+  const log = createLogger({ actor: "bench" }, "silent");
+  const ctx: BenchContext = { url: server.url, env, dir, repo, volume, serverPid: server.pid, quick, log, progress };
   const nc = await connectNats({ servers: server.url, name: "bench" });
-  await provision(nc, config);
-  const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
-
-  // --- raw JetStream: the floor everything else stands on
-  await jsm.streams.add({ name: "RAW", subjects: ["raw.>"], retention: RetentionPolicy.Workqueue });
-  await jsm.consumers.add("RAW", { durable_name: "raw", ack_policy: AckPolicy.Explicit });
-  const payload = JSON.stringify({ repository: "org/repo", instructions: "fix the flaky test" });
-  let t = performance.now();
-  for (let i = 0; i < N_RAW; i += 500) {
-    await Promise.all(Array.from({ length: Math.min(500, N_RAW - i) }, () => js.publish("raw.jobs", payload)));
-  }
-  record("raw JetStream publish", N_RAW, t, "500 in flight");
-  t = performance.now();
-  const rawConsumer = await js.consumers.get("RAW", "raw");
-  const rawMessages = await rawConsumer.consume();
-  let seen = 0;
-  for await (const m of rawMessages) {
-    m.ack();
-    if (++seen === N_RAW) break;
-  }
-  record("raw JetStream consume + ack", N_RAW, t, "one pull consumer");
-
-  // --- intake: validation, KV create, accepted/routed events, routed publish, ack
-  const intake = new Intake(await connectNats({ servers: server.url, name: "bench-intake" }), config, log);
-  await intake.start();
-  let routed = 0;
-  const routedAll = new Promise<void>((resolve) => {
-    nc.subscribe(jobEventFilter().replace(/\*$/, "routed"), {
-      callback: () => {
-        if (++routed === N_JOBS) resolve();
-      },
-    });
-  });
-  t = performance.now();
-  for (let i = 0; i < N_JOBS; i += 500) {
-    await Promise.all(
-      Array.from({ length: Math.min(500, N_JOBS - i) }, (_, k) =>
-        js.publish(SUBJECTS.submit, JSON.stringify({ id: `bench-${i + k}`, repository: `org/repo-${(i + k) % 97}`, instructions: "x" })),
-      ),
-    );
-  }
-  await routedAll;
-  record("intake routing (1 replica)", N_JOBS, t, "submit → run record + routed");
-  await intake.stop();
-  // Drop the routed jobs: the dispatch bench below brings its own.
-  await jsm.streams.purge("JOBS");
-
-  // --- dispatch: a worker running trivial jobs end to end (agent = scripted stand-in process)
-  const intake2 = new Intake(await connectNats({ servers: server.url, name: "bench-intake-2" }), config, log);
-  await intake2.start();
-  const worker = new Worker(await connectNats({ servers: server.url, name: "bench-worker" }), loadConfig({ ...env, MOONMIND_WORKER_ID: "bench-w" }), log);
-  await worker.start();
-  let done = 0;
-  const doneAll = new Promise<void>((resolve) => {
-    nc.subscribe(jobEventFilter().replace(/\*$/, "succeeded"), {
-      callback: () => {
-        if (++done === N_RUNS) resolve();
-      },
-    });
-  });
-  t = performance.now();
-  for (let i = 0; i < N_RUNS; i++) {
-    await js.publish(SUBJECTS.submit, JSON.stringify({ id: `run-${i}`, repository: repo, affinityKey: `k${i}`, instructions: `write F${i}.md: x` }));
-  }
-  await doneAll;
-  record(`job dispatch (1 worker, concurrency ${CONCURRENCY})`, N_RUNS, t, "claim, git checkout, agent process, patch, ack");
-  await worker.stop();
-  await intake2.stop();
-  await rawMessages.close();
-  await jsm.streams.purge("JOBS");
-  const pickup: Record<string, Percentiles> = await benchPickup({ url: server.url, env: { ...env, BENCH_REPO: repo }, dir, jobs: N_PICKUP, log });
+  await provision(nc, loadConfig(env));
   await nc.close();
 
-  const mem = process.memoryUsage();
-  const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 0 });
-  const out = [
-    `nats-server at ${server.url}, node ${process.version}, ${new Date().toISOString()}`,
-    "",
-    "| path | count | seconds | per second | note |",
-    "|---|---:|---:|---:|---|",
-    ...rows.map((r) => `| ${r.path} | ${fmt(r.count)} | ${r.seconds.toFixed(2)} | ${fmt(r.count / r.seconds)} | ${r.note} |`),
-    "",
-    "| latency (ms) | p50 | p99 | samples | target |",
-    "|---|---:|---:|---:|---|",
-    ...Object.entries(pickup).map(([k, v]) => `| ${k} | ${v.p50.toFixed(1)} | ${v.p99.toFixed(1)} | ${v.n} | ${k.startsWith("raw") ? "baseline" : "p99 ≤ 20"} |`),
-    "",
-    `bench process: rss ${fmt(mem.rss / 2 ** 20)} MiB, heap used ${fmt(mem.heapUsed / 2 ** 20)} MiB`,
-  ];
-  process.stdout.write(`${out.join("\n")}\n`);
+  const raw = await benchRaw(ctx);
+  progress.step("pickup: idle in-process worker on 1, 3, 9 shards");
+  const pickup = await benchPickup({ url: server.url, env: { ...env, BENCH_REPO: repo }, dir, jobs: N.pickup, log, onProgress: (d, t) => progress.count(d, t) });
+  progress.step("intake: one replica beside raw loops");
+  const intake = await benchIntake({ url: server.url, env, jobs: N.intake, log, onProgress: (d, t) => progress.count(d, t) });
+  let idle: IdleWorker = { rssMiB: 0, processes: 0, tree: [] };
+  const overhead = await benchOverhead(ctx, async (worker) => void (idle = await idleFootprint(ctx, worker)));
+  const bareNode = await benchBareNode(ctx);
+  const footprint = await benchFootprint(ctx, idle);
+  const { drain, points: scale } = await benchScale(ctx, {
+    drainJobs: N.drain,
+    phaseSeconds: N.phaseSeconds,
+    pointJobs: N.scale,
+    pickupJobs: quick ? 2 : 20,
+    concurrency: N.concurrency,
+    workerPoints: quick ? [6, 1] : [6, 3, 1],
+    shardPoints: !quick,
+  });
+
+  const results: Results = {
+    mode: quick ? "quick" : "full",
+    date: new Date().toISOString(),
+    wallSeconds: (performance.now() - started) / 1_000,
+    machine: {
+      cores: availableParallelism(),
+      cpuModel: cpus()[0]?.model.trim() ?? "unknown",
+      memoryGiB: totalmem() / 2 ** 30,
+      platform: `${process.platform} ${process.arch}`,
+      node: process.version,
+      natsServer: natsServerVersion(),
+    },
+    raw,
+    bareNode,
+    intake,
+    pickup,
+    overhead,
+    scale,
+    drain,
+    footprint,
+  };
+  progress.step("writing results.json and results.svg");
+  await writeResults(results);
+  progress.done();
+  process.stdout.write(table(results));
 } finally {
-  await server.stop();
-  await rm(dir, { recursive: true, force: true });
+  await cleanup();
+}
+
+function natsServerVersion(): string {
+  try {
+    return execFileSync(resolveNatsServerBin(), ["--version"], { encoding: "utf8" }).trim().replace(/^nats-server:\s*/, "");
+  } catch {
+    return "unknown";
+  }
 }
