@@ -67,10 +67,12 @@ function latencyPanel(r: Results) {
 function scalePanel(r: Results, by: "workers" | "shards") {
   const fixed = by === "workers" ? "shards" : "workers";
   const pts = r.scale.filter((p) => p[fixed] === 3);
+  const queued = `drain of ${r.drain.jobs.toLocaleString("en-US")} queued jobs`;
+  const series = ["drain (all jobs run)", queued, "intake (while workers drain)"];
   const values = [
     ...pts.map((p) => ({ x: p[by], series: "drain (all jobs run)", perSec: p.drainPerSec })),
     ...pts.map((p) => ({ x: p[by], series: "intake (while workers drain)", perSec: p.intakePerSec })),
-    ...(by === "workers" ? r.drain.phases.map((ph) => ({ x: ph.workers, series: `drain of ${r.drain.jobs.toLocaleString("en-US")} queued jobs`, perSec: ph.jobsPerSec })) : []),
+    ...(by === "workers" ? r.drain.phases.map((ph) => ({ x: ph.workers, series: queued, perSec: ph.jobsPerSec })) : []),
   ];
   const all = [...values.map((v) => v.perSec), r.raw.consumePerSec].filter((v) => v > 0);
   const yScale = { type: "log", domain: [10 ** Math.floor(Math.log10(Math.min(...all))), 10 ** Math.ceil(Math.log10(Math.max(...all)))] } as const;
@@ -85,7 +87,7 @@ function scalePanel(r: Results, by: "workers" | "shards") {
         encoding: {
           x: { field: "x", type: "quantitative", title: by === "workers" ? "worker processes" : "shards", scale: { domain: by === "workers" ? [0, 7] : [0, 10] }, axis: { values: by === "workers" ? [1, 3, 6] : [1, 3, 9] } },
           y: { field: "perSec", type: "quantitative", scale: yScale, title: "jobs per second (log scale)" },
-          color: { field: "series", type: "nominal", legend: { orient: "bottom", title: null, columns: 1, labelLimit: 300 } },
+          color: { field: "series", type: "nominal", scale: { domain: series, range: ["#4c78a8", "#f58518", "#54a24b"] }, legend: { orient: "bottom", title: null, columns: 1, labelLimit: 300 } },
         },
       },
       ...(values.length === 0
