@@ -436,13 +436,15 @@ export class Worker implements AsyncDisposable {
         await all;
       }
     }, this.config.env.MOONMIND_STOP_GRACE_MS + this.config.env.MOONMIND_KILL_GRACE_MS + 15_000, false);
-    await step("remove finished workspaces", () => this.deps?.workspaces.removals(), 30_000, false);
     clearInterval(this.heartbeat);
     for (const login of this.logins.values()) login.stop();
     await step("stop token brokers", () => this.credentials.stop(), 5_000, false);
     await step("stop control service", () => this.control?.stop());
     await step("deregister", () => this.workers?.delete(this.id));
     await step("announce offline", () => this.publisher.worker(this.id, { type: "offline", reason }));
+    // Local only, and after the worker is gone from the directory: a job it handed back says at once
+    // that no worker serves its shard, rather than that a worker still listed is not ready.
+    await step("remove finished workspaces", () => this.deps?.workspaces.removals(), 30_000, false);
     await step("drain connection", () => this.nc.drain());
     if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
     this.log.info({ reason }, "worker stopped");
