@@ -3,16 +3,24 @@
  * compiled under dist/: the nearest directory above this module that holds the project's
  * package.json. node_modules, .tools and the test fixtures are found from there.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const PACKAGE_NAME = "moonmind-runtime";
 
+/** Whether `dir` holds this project's package.json. */
+export function isProjectRoot(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown }).name === PACKAGE_NAME;
+  } catch {
+    return false;
+  }
+}
+
 function findProjectRoot(from: string): string {
   for (let dir = from; ; dir = dirname(dir)) {
-    const manifest = join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === PACKAGE_NAME) return dir;
+    if (isProjectRoot(dir)) return dir;
     if (dirname(dir) === dir) throw new Error(`no package.json of ${PACKAGE_NAME} above ${from}`);
   }
 }

@@ -10,6 +10,7 @@ import type { z } from "zod";
 import { loadConfig, type Config } from "../config.js";
 import { EXIT_CODES, MoonmindError, UsageError } from "../errors.js";
 import { DEV_URL_FILE, resolveNatsUrl } from "../nats/url.js";
+import { isProjectRoot } from "../paths.js";
 import type { RunRecord } from "../schemas/run.js";
 import { IdSchema } from "../schemas/runtime.js";
 import { BUCKETS } from "../subjects.js";
@@ -60,14 +61,6 @@ export function findNatsUrl(config: Config, cwd: string): { url: string; source:
   return resolveNatsUrl(config);
 }
 
-function isProjectRoot(dir: string): boolean {
-  try {
-    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown };
-    return pkg.name === "moonmind-runtime";
-  } catch {
-    return false;
-  }
-}
 
 /** A job id from the command line: a malformed one is a usage error, not a raw "illegal subject". */
 export function parseJobId(id: string, what = "job id"): string {
