@@ -1,12 +1,12 @@
 /** Job workspaces against real git: checkout at a ref, the diff, refusal and clean-up. */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobRequest } from "../../src/schemas/job.js";
-import { WorkspaceManager } from "../../src/workspace/git.js";
+import { configValue, WorkspaceManager } from "../../src/workspace/git.js";
 import { makeRepo } from "../helpers/stack.js";
 
 let dir: string;
@@ -38,7 +38,20 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 const manager = (over: Partial<ConstructorParameters<typeof WorkspaceManager>[0]> = {}) =>
   new WorkspaceManager({ workdir: join(dir, "work"), gitBaseUrl: `file://${join(dir, "forge")}`, allowLocalRepos: true, keep: false, ...over });
 
+async function objectFiles(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
 describe("workspaces", () => {
+  it("writes a config value git reads back unchanged, whatever characters a source holds", async () => {
+    const file = join(dir, "quoting.config");
+    for (const value of ["/srv/git/plain", 'a "quoted" path\\with\\backslashes', "tab\there; # not a comment", " spaced ", "line\nbreak"]) {
+      await writeFile(file, `[remote "origin"]\n\turl = ${configValue(value)}\n`);
+      expect(execFileSync("git", ["config", "--file", file, "remote.origin.url"], { encoding: "utf8" }).slice(0, -1)).toBe(value);
+    }
+  });
+
   it("resolves owner/name against the base URL and checks out the default branch", async () => {
     const m = manager({ allowLocalRepos: false });
     const ws = await m.prepare(job("acme/widgets"));
@@ -64,6 +77,17 @@ describe("workspaces", () => {
     expect(git(ws.repoDir, "rev-parse", "HEAD")).toBe(ws.baseCommit);
     expect(git(ws.repoDir, "status", "--porcelain")).toBe("");
     expect(git(ws.repoDir, "remote", "get-url", "origin")).toBe(repo);
+    // Whole and shallow: every object the checkout needs, copied rather than linked to the worker's.
+    expect(git(ws.repoDir, "rev-parse", "--is-shallow-repository")).toBe("true");
+    git(ws.repoDir, "fsck", "--strict", "--no-dangling");
+    const agentObjects = await objectFiles(join(ws.repoDir, ".git", "objects"));
+    expect(agentObjects.length).toBeGreaterThan(0);
+    for (const file of agentObjects) expect((await stat(file)).nlink, file).toBe(1);
+    // It works like a clone: the agent commits on its branch and fetches from origin.
+    await writeFile(join(ws.repoDir, "agent.txt"), "x\n");
+    git(ws.repoDir, "add", "agent.txt");
+    git(ws.repoDir, "commit", "-q", "-m", "agent");
+    git(ws.repoDir, "fetch", "-q", "--depth", "1", "origin", "main");
     expect(ws.gitDir.startsWith(`${ws.dir}/`)).toBe(false);
     expect(git(ws.gitDir, "--git-dir=.", "rev-parse", "HEAD")).toBe(ws.baseCommit);
     await m.remove(ws.dir);
