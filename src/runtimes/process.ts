@@ -10,12 +10,13 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
-import { readdir, readFile, readlink } from "node:fs/promises";
+import { accessSync, constants, existsSync } from "node:fs";
+import { readlink } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { delimiter, isAbsolute, join, sep } from "node:path";
 import { diesWithWorker } from "./parent-death.js";
+import { anyAlive, childrenOf, groupAlive, HAVE_PROC, listProcs, nsInit, ownStart, pidNs, readEnviron, readProc, type Proc } from "./procfs.js";
 import { sandboxInvocation, type SandboxLayout } from "./sandbox.js";
 import type { AgentInvocation } from "./types.js";
 
@@ -47,6 +48,8 @@ const DRAIN_MS = 2_000;
 /** At least this long of SIGKILL rounds before a process counts as a survivor. */
 const KILL_ROUNDS_MS = 3_000;
 const POLL_MS = 50;
+/** How long a sandbox's init may take to end after the sandbox itself exited. */
+const INIT_EXIT_MS = 1_000;
 
 export function runProcess(inv: AgentInvocation, opts: RunOptions): Promise<ProcessResult> {
   return new Promise((resolve) => {
@@ -70,6 +73,7 @@ export function runProcess(inv: AgentInvocation, opts: RunOptions): Promise<Proc
       ...(run.user ? { uid: run.user.uid, gid: run.user.gid } : {}),
     });
     const tree = child.pid === undefined ? undefined : new RunTree(child.pid, token, sandboxed);
+    child.once("spawn", () => tree?.noteInit());
 
     let reaping: Promise<number[]> | undefined;
     // A look into /proc that fails must not leave the run unsettled: the group is still killed.
@@ -99,7 +103,10 @@ export function runProcess(inv: AgentInvocation, opts: RunOptions): Promise<Proc
       ] as const
     ).map(([name, stream]) => {
       const rl = createInterface({ input: stream, crlfDelay: Infinity });
-      rl.on("line", (line) => opts.onLine(line, name));
+      rl.on("line", (line) => {
+        tree?.noteInit();
+        opts.onLine(line, name);
+      });
       rl.on("close", () => {
         if (--open === 0) drained();
       });
@@ -114,8 +121,9 @@ export function runProcess(inv: AgentInvocation, opts: RunOptions): Promise<Proc
       settling = true;
       tree?.rootExited();
       // After a cancel or timeout the stop in progress finishes; after the CLI's own exit, what
-      // it left behind is killed at once.
-      const survivors = await (reaping ??= reap(0, false));
+      // it left behind is killed at once — unless it is a sandbox whose namespace has ended.
+      const afterExit = async () => ((await tree?.namespaceEnded(INIT_EXIT_MS)) ? [] : reap(0, false));
+      const survivors = await (reaping ??= afterExit());
       clearTimeout(timeout);
       opts.signal?.removeEventListener("abort", onAbort);
       const late = await Promise.race([streamsClosed.then(() => false), sleep(DRAIN_MS).then(() => true)]);
@@ -159,6 +167,39 @@ class RunTree {
     private readonly sandboxed: boolean,
   ) {
     this.needle = Buffer.from(`${RUN_TOKEN_VAR}=${token}`);
+  }
+
+  /** The sandbox's namespace init (the root's one child), once seen. */
+  private init: Proc | undefined;
+  private looking: Promise<void> | undefined;
+
+  /** Looks for the sandbox's init while the root is alive: one read of /proc until it is found. */
+  noteInit(): void {
+    if (!this.sandboxed || this.init || this.looking || !this.rootAlive) return;
+    this.looking = (async () => {
+      const [init] = await childrenOf(this.root);
+      if (init && this.rootAlive && (await nsInit(init.pid))) this.init = init;
+    })()
+      .catch(() => undefined)
+      .finally(() => (this.looking = undefined));
+  }
+
+  /**
+   * After the root's exit, whether the sandbox's namespace has ended: the kernel kills and reaps
+   * every process in a PID namespace before its init's exit completes, so once the init seen is
+   * gone (or a zombie) nothing of the run is left. One process watched instead of two scans of
+   * /proc (~14 ms a job). False when that cannot be told: the init was never seen, or outlived
+   * `boundMs` — the scans decide then.
+   */
+  async namespaceEnded(boundMs: number): Promise<boolean> {
+    await this.looking;
+    if (!this.init) return false;
+    const deadline = Date.now() + boundMs;
+    while (await anyAlive([this.init])) {
+      if (Date.now() >= deadline) return false;
+      await sleep(1);
+    }
+    return true;
   }
 
   /** The root has been reaped: its pid may be reused and no longer identifies the run. */
@@ -324,77 +365,6 @@ function missingBinary(inv: AgentInvocation): Error | undefined {
 function signalNumber(signal: NodeJS.Signals | null): number {
   const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 };
   return signal ? (numbers[signal] ?? 0) : 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc
-
-interface Proc {
-  pid: number;
-  state: string;
-  ppid: number;
-  pgrp: number;
-  /** Start time in clock ticks since boot: with the pid, it names one process for good. */
-  start: string;
-}
-
-function parseStat(pid: number, stat: string): Proc | undefined {
-  // The command name may hold spaces and parentheses: the fields start after the last ')'.
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  if (f.length < 20) return undefined;
-  return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), start: f[19]! };
-}
-
-async function readProc(pid: number): Promise<Proc | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
-  return stat === undefined ? undefined : parseStat(pid, stat);
-}
-
-const HAVE_PROC = existsSync("/proc/self/stat");
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function listProcs(): Promise<Proc[]> {
-  const pids = (await readdir("/proc").catch(() => [])).filter((name) => /^\d+$/.test(name)).map(Number);
-  return (await Promise.all(pids.map(readProc))).filter((p): p is Proc => p !== undefined);
-}
-
-/** Running: the same process (pid and start time) and not a zombie. */
-async function anyAlive(procs: Proc[]): Promise<boolean> {
-  for (const p of procs) {
-    if (p.pid < 0 && groupAlive(-p.pid)) return true;
-    const now = await readProc(p.pid);
-    if (now && now.start === p.start && now.state !== "Z" && now.state !== "X") return true;
-  }
-  return false;
-}
-
-async function readEnviron(pid: number): Promise<Buffer> {
-  return readFile(`/proc/${pid}/environ`).catch(() => Buffer.alloc(0));
-}
-
-async function pidNs(pid: number): Promise<string | undefined> {
-  return readlink(`/proc/${pid}/ns/pid`).catch(() => undefined);
-}
-
-/** PID 1 of a namespace below ours (the sandbox's init). */
-async function nsInit(pid: number): Promise<boolean> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-  const ids = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
-  return ids.length > 1 && ids.at(-1) === "1";
-}
-
-let selfStart: string | undefined;
-function ownStart(): string {
-  selfStart ??= HAVE_PROC ? (parseStat(process.pid, readFileSync("/proc/self/stat", "utf8"))?.start ?? "0") : "0";
-  return selfStart;
 }
 
 function within(p: string, dir: string): boolean {
