@@ -11,12 +11,15 @@
  * - The pull answers at once: a marked shard that turns out empty (another worker took the job)
  *   costs a fraction of a millisecond, where a long poll held the only slot for a second while a
  *   job waited on another shard. After each job the shard it came from is marked again.
+ * - Shards known to hold a job go first (shard-marks.ts), and only a publish seen just now makes
+ *   a pull wait for the stream: a stale mark never holds the slot while a job waits elsewhere.
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { Logger } from "../../src/logger.js";
 import { pullNow } from "../../src/nats/pull-now.js";
 import type { Login } from "./logins.js";
+import { announcedWaitMs, tryOrder, type ShardMarks } from "./shard-marks.js";
 import type { Slots } from "./slots.js";
 
 export interface DispatchShard {
@@ -45,12 +48,7 @@ const ANNOUNCED_WAIT_MS = 50;
 /** After a failed pull (server away, consumer missing), the shard is tried again this much later. */
 const PULL_RETRY_MS = 1_000;
 
-interface ShardState extends DispatchShard {
-  /** A job may be there: a publish was seen, a sweep came, or the last pull found more. */
-  marked: boolean;
-  /** The mark came from a publish seen just now (worth a short wait for the stream). */
-  announced: boolean;
-}
+interface ShardState extends DispatchShard, ShardMarks {}
 
 export class Dispatcher {
   private readonly shards: ShardState[];
@@ -60,7 +58,7 @@ export class Dispatcher {
   private sweep: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: DispatcherOptions) {
-    this.shards = o.shards.map((s) => ({ ...s, marked: true, announced: false }));
+    this.shards = o.shards.map((s) => ({ ...s, marked: true, announcedAt: undefined, known: false }));
   }
 
   /** Runs until the signal aborts; resolves when no pull is under way any more. */
@@ -99,22 +97,21 @@ export class Dispatcher {
 
   private mark(shard: ShardState, announced: boolean): void {
     shard.marked = true;
-    shard.announced ||= announced;
+    if (announced) shard.announcedAt = performance.now();
     this.poke();
   }
 
-  /** The next marked shard, round robin, that can start a job now; its slots are taken. */
+  /** The next marked shard (in tryOrder) that can start a job now; its slots are taken. */
   private choose(): ShardState | undefined {
     if (this.o.workerSlots.available === 0) return undefined;
-    for (let i = 0; i < this.shards.length; i++) {
-      const shard = this.shards[(this.next + i) % this.shards.length]!;
-      if (!shard.marked || shard.login.paused) continue;
-      if (!shard.login.slots.tryAcquire()) continue;
+    for (const i of tryOrder(this.shards, this.next)) {
+      const shard = this.shards[i]!;
+      if (shard.login.paused || !shard.login.slots.tryAcquire()) continue;
       if (!this.o.workerSlots.tryAcquire()) {
         shard.login.slots.release();
         return undefined;
       }
-      this.next = (this.next + i + 1) % this.shards.length;
+      this.next = (i + 1) % this.shards.length;
       return shard;
     }
     return undefined;
@@ -126,9 +123,10 @@ export class Dispatcher {
       shard.login.slots.release();
       this.poke();
     };
-    const waitMs = shard.announced ? ANNOUNCED_WAIT_MS : 0;
+    const waitMs = announcedWaitMs(shard.announcedAt, performance.now(), ANNOUNCED_WAIT_MS);
     shard.marked = false;
-    shard.announced = false;
+    shard.announcedAt = undefined;
+    shard.known = false;
     let msg: JsMsg | null;
     try {
       msg = await pullNow(this.o.nc, this.o.stream, shard.consumer, 5_000, waitMs);
@@ -148,7 +146,7 @@ export class Dispatcher {
       release();
       return;
     }
-    if (msg.info.pending > 0) shard.marked = true;
+    if (msg.info.pending > 0) shard.marked = shard.known = true;
     this.o.run(shard.login, msg).finally(() => {
       shard.marked = true; // the next queued job on this shard, at once
       release();
