@@ -1,21 +1,24 @@
 /**
- * Pickup latency: from a job's `routed` event to its `claimed` event, for an idle worker bound to
- * 1, 3 or 9 shards (concurrency 1), and from one job's `succeeded` to the next queued job's
- * `claimed` on the same shard. Beside it, raw JetStream: publish → a waiting pull consumer has it.
+ * Pickup latency: from a job's `routed` event to its `claimed` event, for an idle worker process
+ * (the build, concurrency 1) bound to 1, 3 or 9 shards, and from one job's `succeeded` to the next
+ * queued job's `claimed` on the same shard. Idle: the last job's message settled and its workspace
+ * removed (the worker removes it in the background after the ack; a job arriving meanwhile shares
+ * the machine's two cores with that removal, which the "next" figure shows). The first job after
+ * the worker starts (cold code) is reported on its own, not among the samples. Beside it, raw JetStream: publish → a waiting pull consumer has it.
  * Times are when this process sees each event, so every figure crosses the same hops.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Intake } from "../actors/intake/intake.js";
-import { Worker } from "../actors/worker/worker.js";
 import { loadConfig } from "../src/config.js";
 import type { Logger } from "../src/logger.js";
 import { connectNats } from "../src/nats/connect.js";
 import { provision } from "../src/nats/provision.js";
 import { route } from "../src/routing.js";
-import { SUBJECTS } from "../src/subjects.js";
+import { STREAMS, SUBJECTS, shardConsumer } from "../src/subjects.js";
+import { spawnWorker } from "./procs.js";
 import { percentiles, until, type Percentiles } from "./stats.js";
 
 export { percentiles, type Percentiles };
@@ -27,6 +30,8 @@ export interface PickupResult {
   idle: Record<"1" | "3" | "9", Percentiles>;
   /** Same shard, 3 bound: one job's succeeded → the next queued job's claimed. */
   next: Percentiles;
+  /** The first job after the worker started, routed → claimed (ms), by bound shards. */
+  first: Record<"1" | "3" | "9", number>;
 }
 
 /** Arrival time in this process of each job's event of the given type. */
@@ -58,8 +63,10 @@ export async function benchPickup(o: {
   onProgress?: (done: number, total: number) => void;
 }): Promise<PickupResult> {
   const idle: Partial<PickupResult["idle"]> = {};
+  const first: Partial<PickupResult["first"]> = {};
   let next: Percentiles | undefined;
-  const total = 3 * o.jobs + Math.max(3, Math.floor(o.jobs / 2));
+  const pairCount = Math.max(3, Math.floor(o.jobs / 2));
+  const total = 3 * (o.jobs + 1) + pairCount;
   let done = 0;
   const tick = () => o.onProgress?.(++done, total);
   const nc = await connectNats({ servers: o.url, name: "bench-pickup" });
@@ -96,39 +103,57 @@ export async function benchPickup(o: {
     await provision(nc, config);
     const intake = new Intake(await connectNats({ servers: o.url, name: `pickup-intake-${shards}` }), config, o.log);
     await intake.start();
-    const worker = new Worker(await connectNats({ servers: o.url, name: `pickup-w-${shards}` }), loadConfig({ ...env, MOONMIND_WORKER_ID: `pickup-w-${shards}` }), o.log);
-    await worker.start();
-    const routed = arrivals(nc, "routed");
-    const claimed = arrivals(nc, "claimed");
-    const succeeded = arrivals(nc, "succeeded");
-    const keys = keysPerShard(shards);
-    const samples: number[] = [];
-    // Idle worker: one job at a time, each on the next shard round the ring.
-    for (let i = 0; i < o.jobs; i++) {
-      const id = `pick-${shards}-${i}`;
-      await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[i % shards], instructions: "say hi" }));
-      await wait(() => succeeded.has(id));
-      samples.push(claimed.get(id)! - routed.get(id)!);
-      tick();
-    }
-    idle[String(shards) as "1" | "3" | "9"] = percentiles(samples);
-    if (shards === 3) {
-      // Back to back on one shard: the second waits queued until the first settles.
-      const pairs: number[] = [];
-      for (let i = 0; i < Math.max(3, Math.floor(o.jobs / 2)); i++) {
-        const [a, b] = [`pair-${i}-a`, `pair-${i}-b`];
-        for (const id of [a, b]) {
-          await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[0], instructions: "say hi" }));
+    // The worker as it is deployed: a process of its own running the build.
+    const worker = spawnWorker(`pickup-w-${shards}`, { ...env, MOONMIND_WORKER_ID: `pickup-w-${shards}` }, o.dir);
+    try {
+      await worker.serving;
+      const routed = arrivals(nc, "routed");
+      const claimed = arrivals(nc, "claimed");
+      const succeeded = arrivals(nc, "succeeded");
+      const keys = keysPerShard(shards);
+      const consumers = Array.from({ length: shards }, (_, s) => shardConsumer("codex", s));
+      const workdir = loadConfig(env).workdir;
+      // Idle: nothing pending or unsettled on any bound shard, and no workspace left in the workdir.
+      const idleAgain = async () => {
+        for (;;) {
+          const infos = await Promise.all(consumers.map((c) => jsm.consumers.info(STREAMS.jobs, c)));
+          const left = [...(await readdir(workdir).catch(() => [])), ...(await readdir(join(workdir, ".worker")).catch(() => []))];
+          if (infos.every((i) => i.num_ack_pending === 0 && i.num_pending === 0) && left.every((n) => n === ".worker")) return;
+          await new Promise((r) => setTimeout(r, 2));
         }
-        await wait(() => succeeded.has(b));
-        pairs.push(claimed.get(b)! - succeeded.get(a)!);
+      };
+      const samples: number[] = [];
+      // Idle worker: one job at a time, each on the next shard round the ring; job 0 is the first after start.
+      for (let i = 0; i <= o.jobs; i++) {
+        const id = `pick-${shards}-${i}`;
+        await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[i % shards], instructions: "say hi" }));
+        await wait(() => succeeded.has(id));
+        if (i === 0) first[String(shards) as "1" | "3" | "9"] = claimed.get(id)! - routed.get(id)!;
+        else samples.push(claimed.get(id)! - routed.get(id)!);
+        await idleAgain();
         tick();
       }
-      next = percentiles(pairs);
+      idle[String(shards) as "1" | "3" | "9"] = percentiles(samples);
+      if (shards === 3) {
+        // Back to back on one shard: the second waits queued until the first settles.
+        const pairs: number[] = [];
+        for (let i = 0; i < pairCount; i++) {
+          const [a, b] = [`pair-${i}-a`, `pair-${i}-b`];
+          for (const id of [a, b]) {
+            await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: o.env.BENCH_REPO, affinityKey: keys[0], instructions: "say hi" }));
+          }
+          await wait(() => succeeded.has(b));
+          pairs.push(claimed.get(b)! - succeeded.get(a)!);
+          await idleAgain();
+          tick();
+        }
+        next = percentiles(pairs);
+      }
+    } finally {
+      await worker.stop();
+      await intake.stop();
     }
-    await worker.stop();
-    await intake.stop();
   }
   await nc.close();
-  return { raw: rawP, idle: idle as PickupResult["idle"], next: next! };
+  return { raw: rawP, idle: idle as PickupResult["idle"], next: next!, first: first as PickupResult["first"] };
 }

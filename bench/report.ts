@@ -64,6 +64,10 @@ export function rows(r: Results): Row[] {
     const p = r.pickup.idle[s];
     out.push({ figure: `pickup, idle worker, ${s} bound shard${s === "1" ? "" : "s"}: routed → claimed`, value: lat(p), baseline: rawPull, ratio: times(p.p99, r.pickup.raw.p99), target: "p99 ≤ 20 ms", met: p.p99 <= 20 });
   }
+  if (r.pickup.first) {
+    const f = r.pickup.first;
+    out.push({ figure: "pickup, first job after the worker started (cold)", value: `1/3/9 shards: ${msv(f["1"])} / ${msv(f["3"])} / ${msv(f["9"])} ms`, baseline: rawPull, ratio: "—", target: "reference" });
+  }
   out.push({ figure: "pickup, same shard: succeeded → next claimed", value: lat(r.pickup.next), baseline: rawPull, ratio: times(r.pickup.next.p99, r.pickup.raw.p99), target: "p99 ≤ 20 ms", met: r.pickup.next.p99 <= 20 });
   if (r.intake) {
     const i = r.intake;

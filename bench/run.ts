@@ -5,13 +5,13 @@
  * The method of every figure is in bench/README.md.
  *
  *   raw          js.publish with 500 in flight; one pull consumer consuming + acking (bench/raw.ts)
- *   pickup       routed → claimed, idle in-process worker on 1, 3, 9 shards; settle → next claim (bench/pickup.ts)
+ *   pickup       routed → claimed, an idle worker process on 1, 3, 9 shards; settle → next claim (bench/pickup.ts)
  *   intake       one replica beside a raw consume → republish loop (bench/intake.ts)
  *   overhead     per-job cost besides the agent process; preflight cached vs spawned (bench/overhead.ts)
  *   footprint    idle worker process tree RSS; `moonmind route` wall time (bench/footprint.ts)
  *   scale        worker processes 1 → 3 → 6 and shards 1 → 3 → 9; a queued drain by 3 then 6 (bench/scale.ts)
  *
- * Env: BENCH_MESSAGES (raw, full 50000), BENCH_PICKUP (jobs per pickup figure, full 40),
+ * Env: BENCH_MESSAGES (raw, full 50000), BENCH_PICKUP (jobs per pickup figure, full 100),
  *      BENCH_JOBS (intake, full 2000), BENCH_SCALE_JOBS (per scale point, full 200),
  *      BENCH_DRAIN_JOBS (queued, full 10000), BENCH_DRAIN_PHASE_SECONDS (budget of each drain
  *      phase, full 150; 0 = drain them all), BENCH_WORKER_CONCURRENCY (per worker process, 2).
@@ -40,7 +40,7 @@ import { benchScale } from "./scale.js";
 const quick = process.argv.includes("--quick");
 const envNum = (name: string, full: number, short: number) => (quick ? short : Number(process.env[name] ?? full));
 const N = {
-  pickup: envNum("BENCH_PICKUP", 40, 3),
+  pickup: envNum("BENCH_PICKUP", 100, 3),
   intake: envNum("BENCH_JOBS", 2_000, 300),
   scale: envNum("BENCH_SCALE_JOBS", 200, 10),
   drain: envNum("BENCH_DRAIN_JOBS", 10_000, 60),
@@ -80,7 +80,7 @@ try {
   await nc.close();
 
   const raw = await benchRaw(ctx);
-  progress.step("pickup: idle in-process worker on 1, 3, 9 shards");
+  progress.step("pickup: an idle worker process on 1, 3, 9 shards");
   const pickup = await benchPickup({ url: server.url, env: { ...env, BENCH_REPO: repo }, dir, jobs: N.pickup, log, onProgress: (d, t) => progress.count(d, t) });
   progress.step("intake: one replica beside raw loops");
   const intake = await benchIntake({ url: server.url, env, jobs: N.intake, log, onProgress: (d, t) => progress.count(d, t) });
