@@ -12,8 +12,9 @@ import { EXIT_CODES, MoonmindError } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
 import { connectPatiently, NatsUnreachableError } from "./nats/connect.js";
 import { provision } from "./nats/provision.js";
+import { startHealth, sweepHealth, type HealthWriter } from "./health.js";
 import { COMPILED } from "./paths.js";
-import { resolveNatsUrl } from "./nats/url.js";
+import { displayUrl, resolveNatsUrl } from "./nats/url.js";
 
 export interface HostedActor {
   start(): Promise<void>;
@@ -38,12 +39,14 @@ export async function hostActor(
 ): Promise<number> {
   let log = createLogger({ actor: name });
   let actor: HostedActor | undefined;
+  let health: HealthWriter | undefined;
   let stopped: Promise<number> | undefined;
   let signals = 0;
   const starting = new AbortController();
   const stop = (why: string): Promise<number> => {
     starting.abort(); // a start-up still waiting for the server gives up
-    return (stopped ??= (actor?.stop(why) ?? Promise.resolve()).then(
+    // Unhealthy from the first moment of a stop: the file goes before the actor does.
+    return (stopped ??= (health?.stop() ?? Promise.resolve()).then(() => actor?.stop(why)).then(
       () => EXIT_CODES.ok,
       (err: unknown) => {
         log.error({ err }, "stop failed");
@@ -77,9 +80,9 @@ export async function hostActor(
       credsFile: config.env.NATS_CREDS,
       waitMs: config.env.MOONMIND_CONNECT_WAIT_MS,
       signal: starting.signal,
-      onRetry: (attempt, err) => log.warn({ url, attempt, err: err.message }, "NATS is not reachable yet: waiting for it"),
+      onRetry: (attempt, err) => log.warn({ url: displayUrl(url), attempt, err: err.message }, "NATS is not reachable yet: waiting for it"),
     });
-    log.info({ url, from, build: COMPILED ? "compiled" : "source" }, "connected to NATS");
+    log.info({ url: displayUrl(url), from, build: COMPILED ? "compiled" : "source" }, "connected to NATS");
     const report = await provision(nc, config);
     if (report.created.length + report.updated.length > 0) log.info(report, "provisioned");
     nc.closed().then((err) => {
@@ -87,7 +90,11 @@ export async function hostActor(
     });
     actor = create({ config, log, nc });
     if (stopped) await nc.close();
-    else await actor.start();
+    else {
+      await actor.start();
+      await sweepHealth(config.env.MOONMIND_DATA_DIR);
+      if (!stopped) health = startHealth({ nc, dataDir: config.env.MOONMIND_DATA_DIR, actor: name, instance, log });
+    }
   } catch (err) {
     // A signal while still waiting for the server is an orderly stop, not a failed start.
     if (stopped && err instanceof NatsUnreachableError) return finish(await stopped);

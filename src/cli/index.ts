@@ -129,6 +129,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (jobId: string | undefined, opts) => setExit(await (await import("./commands/dead.js")).deadReplayCommand(cliContext(), jobId, opts)));
 
   program
+    .command("health [actor]")
+    .description("exit 0 if the actors of this data dir (or the one named: intake, worker, ops) are connected and serving")
+    .option("--json", "machine-readable output")
+    .action(async (actor: string | undefined, opts) => setExit(await (await import("./commands/health.js")).healthCommand(cliContext(), actor, opts)));
+
+  program
     .command("route <repository>")
     .description("print the shard subject a job for this repository goes to")
     .option("--runtime <runtime>", "codex | claude | gemini (default MOONMIND_DEFAULT_TASK_RUNTIME)")

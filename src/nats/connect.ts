@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
 import { ConfigError } from "../errors.js";
+import { displayUrl } from "./url.js";
 
 const UNREACHABLE_REMEDY = "start the stack with `npm start`, or set NATS_URL to a reachable server";
 
@@ -47,12 +48,12 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
   } catch (err) {
     const e = err as Error;
     if (e.name === "AuthorizationError" || e.name === "UserAuthenticationExpiredError") {
-      throw new ConfigError(`NATS at ${opts.servers} refused the login: ${e.message}`, {
+      throw new ConfigError(`NATS at ${displayUrl(opts.servers)} refused the login: ${e.message}`, {
         cause: err,
         remedy: "check NATS_CREDS (or the credentials in NATS_URL) against the server's accounts",
       });
     }
-    throw new NatsUnreachableError(`cannot connect to NATS at ${opts.servers}: ${e.message}`, { cause: err, remedy: UNREACHABLE_REMEDY });
+    throw new NatsUnreachableError(`cannot connect to NATS at ${displayUrl(opts.servers)}: ${e.message}`, { cause: err, remedy: UNREACHABLE_REMEDY });
   }
 }
 

@@ -21,3 +21,26 @@ export function resolveNatsUrl(config: Config): { url: string; source: string } 
   }
   return { url: "nats://127.0.0.1:4222", source: "default" };
 }
+
+/**
+ * Server URLs as they may be shown or logged: any password replaced by `***`, and a user name
+ * without one too (NATS reads `nats://<token>@host` as a token).
+ */
+export function displayUrl(servers: string): string {
+  return servers
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((server) => {
+      try {
+        const url = new URL(server.includes("://") ? server : `nats://${server}`);
+        if (url.password) url.password = "***";
+        else if (url.username) url.username = "***";
+        else return server;
+        return server.includes("://") ? url.toString().replace(/\/$/, "") : url.toString().replace(/^nats:\/\//, "").replace(/\/$/, "");
+      } catch {
+        return server.includes("@") ? `***@${server.slice(server.lastIndexOf("@") + 1)}` : server; // not a URL: all of its user part
+      }
+    })
+    .join(",");
+}

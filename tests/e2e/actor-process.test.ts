@@ -1,9 +1,11 @@
 /**
  * `moonmind worker` is one process: killing the command kills the actor (no orphan heartbeating
  * on), SIGTERM ends it in bounded time even when its nats-server has gone away, and one started
- * while the server is down waits for it instead of exiting.
+ * while the server is down waits for it instead of exiting. `moonmind health` (a container's
+ * HEALTHCHECK) says serving only while the actor is connected.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Kvm } from "@nats-io/kv";
@@ -102,4 +104,39 @@ describe("moonmind worker", () => {
     expect((await exit).code).toBe(0);
     expect(Date.now() - started).toBeLessThan(5_000);
   }, 30_000);
+
+  it("is healthy (moonmind health) only while it serves and NATS answers", async () => {
+    const health = async () => {
+      const r = await promisify(execFile)(process.execPath, [BIN, "health", "worker"], { env: { ...process.env, ...stack.env } }).then(
+        (out) => ({ code: 0, text: out.stdout }),
+        (err: { code?: number; stderr?: string }) => ({ code: err.code ?? -1, text: err.stderr ?? "" }),
+      );
+      return r;
+    };
+    const becomes = (code: number, text: string, timeout: number) =>
+      vi.waitFor(
+        async () => {
+          const r = await health();
+          expect(r.code).toBe(code);
+          expect(r.text).toContain(text);
+        },
+        { timeout, interval: 250 },
+      );
+    const w = await startWorkerCommand("w-health");
+    try {
+      await becomes(0, "serving (pid", 15_000);
+      await stack.stopServer();
+      try {
+        // A ping every 5 s that goes unanswered for 2 s removes the file.
+        await becomes(1, "no worker is serving here", 20_000);
+      } finally {
+        await stack.startServer();
+      }
+      await becomes(0, "serving (pid", 20_000);
+    } finally {
+      w.child.kill("SIGTERM");
+      expect((await w.exit).code).toBe(0);
+    }
+    expect(await health()).toMatchObject({ code: 1, text: expect.stringContaining("no worker is serving here") });
+  }, 90_000);
 });
