@@ -117,9 +117,11 @@ export function table(r: Results): string {
 }
 
 /** Writes results.json and results.svg next to this file; returns their paths. */
+/** A full run writes results.json and results.svg; a quick one results.quick.*, so a smoke run never replaces the figures. */
 export async function writeResults(r: Results, dir = import.meta.dirname): Promise<{ json: string; svg: string }> {
-  const json = join(dir, "results.json");
-  const svg = join(dir, "results.svg");
+  const base = r.mode === "quick" ? "results.quick" : "results";
+  const json = join(dir, `${base}.json`);
+  const svg = join(dir, `${base}.svg`);
   await writeFile(json, `${JSON.stringify({ ...r, table: rows(r) }, null, 2)}\n`);
   await writeFile(svg, await renderChart(r));
   return { json, svg };
