@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobRequest } from "../../src/schemas/job.js";
-import { configValue, WorkspaceManager } from "../../src/workspace/git.js";
+import { configValue } from "../../src/workspace/git-files.js";
+import { WorkspaceManager } from "../../src/workspace/git.js";
 import { makeRepo } from "../helpers/stack.js";
 
 let dir: string;
