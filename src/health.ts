@@ -11,6 +11,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "./logger.js";
+import { processAlive } from "./runtimes/procfs.js";
 
 export const HEALTH_INTERVAL_MS = 5_000;
 /** A file older than this is stale: three missed rewrites. */
@@ -106,7 +107,7 @@ export async function checkHealth(dataDir: string, actor?: string, now = Date.no
       continue;
     }
     const age = now - Date.parse(record.at);
-    if (!alive(record.pid)) {
+    if (!processAlive(record.pid)) {
       ok = false;
       lines.push(`${who}: not serving (process ${record.pid} is gone)`);
     } else if (!(age <= maxAgeMs)) {
@@ -123,7 +124,7 @@ export async function sweepHealth(dataDir: string): Promise<void> {
     if (!name.endsWith(".json")) continue;
     const file = join(healthDir(dataDir), name);
     const record = parseRecord((await readFile(file, "utf8").catch(() => "")) || "null");
-    if (!record || !alive(record.pid)) await rm(file, { force: true });
+    if (!record || !processAlive(record.pid)) await rm(file, { force: true });
   }
 }
 
@@ -133,14 +134,5 @@ function parseRecord(text: string): HealthRecord | undefined {
     return typeof r.pid === "number" && typeof r.at === "string" && typeof r.instance === "string" ? (r as HealthRecord) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -7,6 +7,7 @@
 import { openSync, closeSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../errors.js";
+import { processAlive as alive } from "../runtimes/procfs.js";
 
 export const LOCK_FILE = "dev.lock";
 
@@ -23,14 +24,6 @@ export interface DataDirLock {
   release(): void;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   const path = join(dataDir, LOCK_FILE);

@@ -11,7 +11,7 @@
 import { open, rm, stat, writeFile } from "node:fs/promises";
 import { retryDelayMs } from "../backoff.js";
 import { startNatsServer, type NatsServer } from "../nats/server.js";
-import { alive } from "./data-dir-lock.js";
+import { processAlive as alive } from "../runtimes/procfs.js";
 
 export type ServerEvent =
   | { kind: "crashed"; why: string; restartInMs: number }

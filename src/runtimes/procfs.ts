@@ -28,6 +28,16 @@ export async function readProc(pid: number): Promise<Proc | undefined> {
   return stat === undefined ? undefined : parseStat(pid, stat);
 }
 
+/** The process exists (it may belong to another user: EPERM still means it is there). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);

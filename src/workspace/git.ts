@@ -22,6 +22,7 @@ import { PermanentError, RetryableError } from "../errors.js";
 import { checkRepository, cloneSource } from "../repository.js";
 import { giveRepository, readLayout, type GitDirLayout } from "./git-files.js";
 import { withParentDeath } from "../runtimes/parent-death.js";
+import { readProc } from "../runtimes/procfs.js";
 import type { JobRequest } from "../schemas/job.js";
 
 export interface WorkspaceOptions {
@@ -449,11 +450,8 @@ function processScope(): Promise<string | undefined> {
 
 /** A live process's start time (clock ticks since boot: with the pid it names one life); undefined when gone. */
 async function startTime(pid: number): Promise<string | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
-  if (!stat) return undefined;
-  // The command name may hold spaces and parentheses: the fields start after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
+  const p = await readProc(pid);
+  return p && p.state !== "Z" && p.state !== "X" ? p.start : undefined;
 }
 
 /** This worker process, for the owner file: `<scope> <pid> <start time>`; undefined where /proc cannot say. */

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { alive } from "../../src/cli/data-dir-lock.js";
+import { processAlive as alive } from "../../src/runtimes/procfs.js";
 import { keepNatsServer, type KeptServer, type ServerEvent } from "../../src/cli/local-server.js";
 import { connectNats } from "../../src/nats/connect.js";
 
