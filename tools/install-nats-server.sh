@@ -48,36 +48,13 @@ MSG
   exit 78
 fi
 
-sources_file="$(ls /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/archives/partial"
-
-# A sources list holding the machine's own Debian mirror, with the suite switched to $SUITE.
-if [ -n "$sources_file" ]; then
-  awk -v suite="$SUITE" '
-    /^Suites:/ { print "Suites: " suite; next } { print }
-  ' "$sources_file" | awk 'BEGIN{RS=""; ORS="\n\n"} /debian-security/ {next} {print}' >"$work/moonmind.sources"
-  apt_src=(-o "Dir::Etc::sourcelist=-" -o "Dir::Etc::sourceparts=$work/parts")
-  mkdir -p "$work/parts" && mv "$work/moonmind.sources" "$work/parts/moonmind.sources"
-else
-  mirror="$(sed -n 's/^deb \(http[^ ]*debian\) .*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n1)"
-  echo "deb ${mirror:-http://deb.debian.org/debian} $SUITE main" >"$work/sources.list"
-  apt_src=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-")
-fi
-apt_opts=("${apt_src[@]}" -o "Dir::State::Lists=$work/lists" -o "Dir::Cache::Archives=$work/archives"
-  -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1")
-
+# shellcheck source=tools/lib/debian-package.sh
+. "${root_dir}/tools/lib/debian-package.sh"
 log "fetching nats-server from Debian $SUITE"
-apt-get "${apt_opts[@]}" update -qq >&2
-(cd "$work" && apt-get "${apt_opts[@]}" download nats-server >&2)
-deb="$(ls "$work"/nats-server_*.deb | head -n1)"
-rm -rf "$dest"
-mkdir -p "$dest"
-dpkg-deb -x "$deb" "$dest"
+debian_package_unpack nats-server "$SUITE" "$dest"
 v="$(version_of "$local_bin")"
 if ! new_enough "$v"; then
-  log "unpacked $deb but it reports version '${v:-?}', older than $MIN_VERSION"
+  log "unpacked Debian $SUITE's nats-server but it reports version '${v:-?}', older than $MIN_VERSION"
   exit 1
 fi
 log "installed nats-server $v at $local_bin"

@@ -9,11 +9,12 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { z } from "zod";
 import { loadConfig, type Config } from "../config.js";
 import { EXIT_CODES, MoonmindError, UsageError } from "../errors.js";
+import { permissionViolation } from "../nats/errors.js";
 import { DEV_URL_FILE, resolveNatsUrl } from "../nats/url.js";
 import { isProjectRoot } from "../paths.js";
 import type { RunRecord } from "../schemas/run.js";
 import { IdSchema } from "../schemas/runtime.js";
-import { BUCKETS } from "../subjects.js";
+import { BUCKETS, OPS } from "../subjects.js";
 import { detectTerminal, startProgress, type Terminal } from "./table.js";
 
 export interface CliContext {
@@ -125,6 +126,12 @@ export async function opsRequest<S extends z.ZodType>(
         remedy: "check it runs (`nats micro ls`), or try again",
       });
     }
+    if (permissionViolation(err)) {
+      throw new OpsError(`this NATS login may not ask ${subject} (its role's permissions in nats.conf)`, 403, {
+        cause: err,
+        remedy: "run it under a login whose role allows it, e.g. the operator's: NATS_URL=nats://operator:<password>@<host>:4222",
+      });
+    }
     throw new OpsError(`request to ${subject} failed: ${(err as Error).message}`, undefined, { cause: err });
   } finally {
     progress.stop();
@@ -160,11 +167,30 @@ export async function withNats<T>(ctx: CliContext, fn: (nc: NatsConnection) => P
   }
 }
 
-/** The run record of `jobId` from KV runs; undefined when there is none (or it does not parse). */
+/**
+ * The run record of `jobId`; undefined when there is none (or it does not parse). Read from KV
+ * runs, or, under a login that may not read the bucket (nats.conf's submitter), from ops.runs.get.
+ */
 export async function readRunRecord(nc: NatsConnection, jobId: string): Promise<RunRecord | undefined> {
   const [{ Kvm }, { RunRecordSchema }] = await Promise.all([import("@nats-io/kv"), import("../schemas/run.js")]);
-  const entry = await (await new Kvm(nc).open(BUCKETS.runs)).get(jobId);
+  let entry;
+  try {
+    entry = await (await new Kvm(nc).open(BUCKETS.runs)).get(jobId);
+  } catch (err) {
+    if (!permissionViolation(err)) throw err;
+    return readRunRecordThroughOps(nc, jobId);
+  }
   if (!entry || entry.operation !== "PUT" || entry.length === 0) return undefined;
   const parsed = RunRecordSchema.safeParse(entry.json());
   return parsed.success ? parsed.data : undefined;
+}
+
+async function readRunRecordThroughOps(nc: NatsConnection, jobId: string): Promise<RunRecord | undefined> {
+  const { RunsGetReplySchema } = await import("../schemas/ops.js");
+  const reply = await nc.request(OPS.runsGet, JSON.stringify({ runId: jobId }), { timeout: 10_000 });
+  const code = reply.headers?.get("Nats-Service-Error-Code") ?? "";
+  if (code === "404") return undefined;
+  if (code !== "") throw new OpsError(`${OPS.runsGet}: ${reply.headers?.get("Nats-Service-Error") ?? `error ${code}`}`, Number(code) || 500);
+  const parsed = RunsGetReplySchema.safeParse(reply.json());
+  return parsed.success ? parsed.data.record : undefined;
 }

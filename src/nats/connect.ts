@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
 import { ConfigError } from "../errors.js";
-import { displayUrl } from "./url.js";
+import { displayUrl, splitServerLogin } from "./url.js";
 
 const UNREACHABLE_REMEDY = "start the stack with `npm start`, or set NATS_URL to a reachable server";
 
@@ -33,9 +33,17 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
       });
     }
   }
+  const login = splitServerLogin(opts.servers);
+  if ((login.user || login.token) && authenticator) {
+    throw new ConfigError("NATS_URL names a login and NATS_CREDS names another", {
+      remedy: "use one of them: the user part of NATS_URL, or a .creds file in NATS_CREDS",
+    });
+  }
   try {
     return await natsConnect({
-      servers: opts.servers.split(",").map((s) => s.trim()).filter(Boolean),
+      servers: login.servers,
+      ...(login.user !== undefined ? { user: login.user, pass: login.pass } : {}),
+      ...(login.token !== undefined ? { token: login.token } : {}),
       name: opts.name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1_000,

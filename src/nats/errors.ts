@@ -23,3 +23,11 @@ export function isWrongLastSequence(err: unknown): boolean {
   const e = err as ApiErrorLike | null;
   return e?.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e?.message ?? "");
 }
+
+/** The server's refusal under this login's permissions (nats.conf), however the client wrapped it. */
+export function permissionViolation(err: unknown): (Error & { subject?: string; operation?: string }) | undefined {
+  for (let e = err as (Error & { cause?: unknown }) | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.name === "PermissionViolationError") return e;
+  }
+  return undefined;
+}

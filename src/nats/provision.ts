@@ -3,7 +3,8 @@
  * uses. Running it again changes nothing; a changed setting (shard count, ack wait, replicas)
  * is applied by update where JetStream allows it.
  */
-import { isNotFound } from "./errors.js";
+import { ConfigError } from "../errors.js";
+import { isNotFound, permissionViolation } from "./errors.js";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -103,7 +104,26 @@ export function consumerConfigs(config: Config): Array<Partial<ConsumerConfig> &
   return [{ ...common, durable_name: INTAKE_CONSUMER, filter_subject: SUBJECTS.submit }, ...shards];
 }
 
+/**
+ * Makes (or checks) everything. Under a role that may only check (a worker's, in nats.conf) a
+ * missing or changed stream is a refusal: reported as a configuration error naming the fix.
+ */
 export async function provision(nc: NatsConnection, config: Config): Promise<ProvisionReport> {
+  try {
+    return await provisionAll(nc, config);
+  } catch (err) {
+    const e = permissionViolation(err);
+    if (!e) throw err;
+    throw new ConfigError(`this NATS login may not create or change what the runtime needs (refused: ${e.operation ?? "publish"} to ${e.subject ?? "?"})`, {
+      cause: err,
+      remedy:
+        "start the intake actor first (its role provisions streams, consumers and buckets), " +
+        "and give every actor the same MOONMIND_*_SHARDS, MOONMIND_STREAM_REPLICAS and MOONMIND_ACK_WAIT_MS",
+    });
+  }
+}
+
+async function provisionAll(nc: NatsConnection, config: Config): Promise<ProvisionReport> {
   const jsm = await jetstreamManager(nc);
   const report: ProvisionReport = { created: [], updated: [], unchanged: [] };
 

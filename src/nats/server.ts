@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../errors.js";
@@ -33,6 +33,13 @@ export interface StartOptions {
   startTimeoutMs?: number;
   /** Extra lines appended to the generated conf. */
   extraConf?: string;
+  /**
+   * A conf of the operator's (the repository's nats.conf) included first: its users, permissions
+   * and limits apply, while the address, ports file and store dir here override its own.
+   */
+  baseConf?: string | undefined;
+  /** The server's environment (nats.conf `$VAR` references read it); default this process's. */
+  env?: Record<string, string | undefined> | undefined;
   /** Where the server's own log goes; default discarded. */
   logFile?: string;
   /**
@@ -57,11 +64,14 @@ export async function startNatsServer(opts: StartOptions = {}): Promise<NatsServ
   await mkdir(storeDir, { recursive: true });
   const confPath = join(runDir, "nats.conf");
   const port = opts.port === undefined || opts.port === 0 ? -1 : opts.port;
+  if (opts.baseConf) await copyFile(opts.baseConf, join(runDir, "base.conf"));
   await writeFile(
     confPath,
     [
-      `host: ${JSON.stringify(opts.host ?? "127.0.0.1")}`,
-      `port: ${port}`,
+      // nats-server resolves includes against the including file's directory.
+      opts.baseConf ? `include "base.conf"` : "",
+      `listen: ${JSON.stringify(`${opts.host ?? "127.0.0.1"}:${port}`)}`,
+      opts.baseConf ? `http: ${JSON.stringify(`${opts.host ?? "127.0.0.1"}:-1`)}` : "",
       `ports_file_dir: ${JSON.stringify(runDir)}`,
       `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
       opts.logFile ? `log_file: ${JSON.stringify(opts.logFile)}` : "",
@@ -69,7 +79,11 @@ export async function startNatsServer(opts: StartOptions = {}): Promise<NatsServ
     ].join("\n"),
   );
 
-  const child = spawn(bin, ["-c", confPath], { stdio: ["ignore", "ignore", "pipe"], detached: opts.detached ?? false });
+  const child = spawn(bin, ["-c", confPath], {
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: opts.detached ?? false,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4_000);

@@ -9,7 +9,8 @@ import { z } from "zod";
 import { MoonmindError } from "../../errors.js";
 import { parseJson } from "../../json.js";
 import { RunRecordSchema, TERMINAL_RUN_STATES } from "../../schemas/run.js";
-import { BUCKETS, STREAMS, jobLogSubject } from "../../subjects.js";
+import { permissionViolation } from "../../nats/errors.js";
+import { BUCKETS, STREAMS, jobEventFilter, jobLogSubject } from "../../subjects.js";
 import { parseJobId, readRunRecord, withNats, type CliContext } from "../context.js";
 import { startProgress } from "../table.js";
 
@@ -65,7 +66,14 @@ export async function logsCommand(ctx: CliContext, rawId: string, opts: LogsOpti
 /** Aborts `controller` a moment after the job's run record reaches a terminal state. */
 async function watchUntilEnded(nc: NatsConnection, jobId: string, controller: AbortController): Promise<void> {
   const kv = await new Kvm(nc).open(BUCKETS.runs);
-  const watch = await kv.watch({ key: jobId });
+  let watch;
+  try {
+    watch = await kv.watch({ key: jobId });
+  } catch (err) {
+    // A login that may not read run records (nats.conf's submitter) hears the job's own end instead.
+    if (!permissionViolation(err)) throw err;
+    return endedEvent(nc, jobId, controller);
+  }
   const stop = () => watch.stop();
   controller.signal.addEventListener("abort", stop, { once: true });
   try {
@@ -80,6 +88,24 @@ async function watchUntilEnded(nc: NatsConnection, jobId: string, controller: Ab
   } finally {
     controller.signal.removeEventListener("abort", stop);
     watch.stop();
+  }
+}
+
+async function endedEvent(nc: NatsConnection, jobId: string, controller: AbortController): Promise<void> {
+  const sub = nc.subscribe(jobEventFilter(jobId));
+  const stop = () => sub.unsubscribe();
+  controller.signal.addEventListener("abort", stop, { once: true });
+  try {
+    for await (const msg of sub) {
+      const type = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
+      if (type === "succeeded" || type === "failed" || type === "cancelled") {
+        setTimeout(() => controller.abort(), TAIL_MS).unref();
+        return;
+      }
+    }
+  } finally {
+    controller.signal.removeEventListener("abort", stop);
+    sub.unsubscribe();
   }
 }
 
