@@ -189,6 +189,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--timeout <seconds>", "give up after this long (default 300)")
     .action(async (opts) => setExit(await (await import("./commands/demo.js")).demoCommand(cliContext(), opts)));
 
+  program
+    .command("demo-service")
+    .description("one piece of the offline demo alone (the compose demo profile): endpoint | logins | git")
+    .argument("<part>", "endpoint (the scripted model API), logins (the demo's logins on the volumes) or git (a sample repository)")
+    .option("--port <port>", "endpoint: 8090; git: 9418")
+    .option("--host <host>", "address to listen on (default 0.0.0.0)")
+    .option("--model-url <url>", "logins: where the endpoint is, e.g. http://model:8090")
+    .option("--dir <dir>", "git: where the repositories live (default <data dir>/git)")
+    .action(async (part: string, opts) => setExit(await (await import("./commands/demo-service.js")).demoServiceCommand(cliContext(), part, opts)));
+
   return program;
 }
 

@@ -36,18 +36,40 @@ export function codexDemoConfig(modelUrl: string): string {
  * them (volume paths and the endpoint overrides).
  */
 export async function prepareDemoVolumes(dir: string, modelUrl: string): Promise<Record<string, string>> {
-  const codex = join(dir, "codex");
-  const claude = join(dir, "claude");
-  const gemini = join(dir, "gemini");
+  const paths = { codex: join(dir, "codex"), claude: join(dir, "claude"), gemini: join(dir, "gemini") };
+  await writeDemoLogins(paths, modelUrl);
+  return {
+    CODEX_VOLUME_PATH: paths.codex,
+    CLAUDE_VOLUME_PATH: paths.claude,
+    GEMINI_HOME: paths.gemini,
+    MOONMIND_CLAUDE_BASE_URL: modelUrl,
+    MOONMIND_GEMINI_BASE_URL: modelUrl,
+    MOONMIND_GEMINI_MODEL: DEMO_GEMINI_MODEL,
+  };
+}
+
+/**
+ * The demo's logins on the three volumes at `paths`. `codexLogin: false` writes only codex's
+ * endpoint (config.toml) and leaves its login to `tools/auth-codex-volume.sh`, as an operator
+ * would log a real one in (the compose demo profile does this).
+ */
+export async function writeDemoLogins(
+  paths: { codex: string; claude: string; gemini: string },
+  modelUrl: string,
+  opts: { codexLogin?: boolean } = {},
+): Promise<void> {
+  const { codex, claude, gemini } = paths;
   for (const d of [codex, claude, join(gemini, ".gemini")]) await mkdir(d, { recursive: true, mode: 0o700 });
 
   await writeFile(join(codex, "config.toml"), codexDemoConfig(modelUrl), { mode: 0o600 });
-  // The real CLI's own login command writes auth.json, as an operator's would.
-  await execa(resolveBinary("codex", undefined), ["login", "--with-api-key"], {
-    env: { PATH: process.env.PATH ?? "", CODEX_HOME: codex, HOME: codex },
-    input: `${DEMO_KEY}\n`,
-    timeout: 60_000,
-  });
+  if (opts.codexLogin !== false) {
+    // The real CLI's own login command writes auth.json, as an operator's would.
+    await execa(resolveBinary("codex", undefined), ["login", "--with-api-key"], {
+      env: { PATH: process.env.PATH ?? "", CODEX_HOME: codex, HOME: codex },
+      input: `${DEMO_KEY}\n`,
+      timeout: 60_000,
+    });
+  }
   await writeFile(join(claude, "api-key"), `${DEMO_KEY}\n`, { mode: 0o600 });
   await writeFile(join(gemini, "api-key"), `${DEMO_KEY}\n`, { mode: 0o600 });
   await writeFile(
@@ -55,12 +77,4 @@ export async function prepareDemoVolumes(dir: string, modelUrl: string): Promise
     JSON.stringify({ security: { auth: { selectedType: "gemini-api-key" } } }, null, 2),
     { mode: 0o600 },
   );
-  return {
-    CODEX_VOLUME_PATH: codex,
-    CLAUDE_VOLUME_PATH: claude,
-    GEMINI_HOME: gemini,
-    MOONMIND_CLAUDE_BASE_URL: modelUrl,
-    MOONMIND_GEMINI_BASE_URL: modelUrl,
-    MOONMIND_GEMINI_MODEL: DEMO_GEMINI_MODEL,
-  };
 }

@@ -142,16 +142,28 @@ async function provisionAll(nc: NatsConnection, config: Config): Promise<Provisi
   );
   const locksExisted = await streamExists(jsm, `KV_${BUCKETS.authLocks}`);
   await ensureLocksBucket(nc, replicas);
-  (locksExisted ? report.unchanged : report.created).push(`kv ${BUCKETS.authLocks}`);
+  if (!locksExisted) report.created.push(`kv ${BUCKETS.authLocks}`);
+  else await ensureReplicas(jsm, `KV_${BUCKETS.authLocks}`, replicas, `kv ${BUCKETS.authLocks}`, report);
   const objm = new Objm(nc);
   const objStream = `OBJ_${OBJECT_STORES.artifacts}`;
   if (await streamExists(jsm, objStream)) {
-    report.unchanged.push(`object store ${OBJECT_STORES.artifacts}`);
+    await ensureReplicas(jsm, objStream, replicas, `object store ${OBJECT_STORES.artifacts}`, report);
   } else {
     await objm.create(OBJECT_STORES.artifacts, { replicas, storage: StorageType.File });
     report.created.push(`object store ${OBJECT_STORES.artifacts}`);
   }
   return report;
+}
+
+/** A bucket's stream raised (or lowered) to `replicas`, e.g. when a single server became a cluster. */
+async function ensureReplicas(jsm: JetStreamManager, stream: string, replicas: number, label: string, report: ProvisionReport): Promise<void> {
+  const info = await jsm.streams.info(stream);
+  if (info.config.num_replicas === replicas) {
+    report.unchanged.push(label);
+    return;
+  }
+  await jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+  report.updated.push(label);
 }
 
 async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {
@@ -243,8 +255,8 @@ async function ensureBucket(
     return;
   }
   const maxAge = opts.ttl === undefined ? 0 : nanos(opts.ttl);
-  if (info.config.max_age !== maxAge || info.config.max_msgs_per_subject !== opts.history) {
-    await jsm.streams.update(stream, { ...info.config, max_age: maxAge, max_msgs_per_subject: opts.history });
+  if (info.config.max_age !== maxAge || info.config.max_msgs_per_subject !== opts.history || info.config.num_replicas !== opts.replicas) {
+    await jsm.streams.update(stream, { ...info.config, max_age: maxAge, max_msgs_per_subject: opts.history, num_replicas: opts.replicas });
     report.updated.push(`kv ${bucket}`);
   } else {
     report.unchanged.push(`kv ${bucket}`);

@@ -15,10 +15,23 @@ function sourceFiles(dir: string): string[] {
 }
 
 describe(".env-template", () => {
+  const COMPOSE_ONLY = "# ---- docker compose only";
+  const template = readFileSync(join(root, ".env-template"), "utf8");
+  const [runtimePart, composePart = ""] = template.split(COMPOSE_ONLY);
+  const listedIn = (text: string) => new Set([...text.matchAll(/^(?:# )?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]!));
+
   it("lists exactly the variables in SETTINGS", () => {
-    const template = readFileSync(join(root, ".env-template"), "utf8");
-    const listed = [...template.matchAll(/^(?:# )?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);
-    expect(new Set(listed)).toEqual(new Set(Object.keys(SETTINGS)));
+    expect(new Set(listedIn(runtimePart!))).toEqual(new Set(Object.keys(SETTINGS)));
+  });
+
+  it("lists, in its compose part, every other variable the compose files read", () => {
+    const read = new Set<string>();
+    for (const file of ["docker-compose.yaml", "docker-compose.cluster.yaml"]) {
+      for (const m of readFileSync(join(root, file), "utf8").matchAll(/\$\{([A-Z][A-Z0-9_]+)/g)) read.add(m[1]!);
+    }
+    const composeOnly = [...read].filter((name) => !(name in SETTINGS)).sort();
+    expect(composeOnly.length).toBeGreaterThan(0);
+    expect(composeOnly).toEqual([...listedIn(composePart)].sort());
   });
 
   it("SETTINGS covers every variable the code reads", () => {

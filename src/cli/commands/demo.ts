@@ -4,13 +4,13 @@
  * codex, claude and gemini CLIs run one job each on a sample git repository, and each run's
  * changes.patch is printed. Everything stops at the end.
  */
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { execa } from "execa";
 import { jetstream } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import { loadConfig } from "../../config.js";
 import { startModelServer } from "../../demo/model-server/index.js";
+import { sampleRepository } from "../../demo/sample-repo.js";
 import { prepareDemoVolumes } from "../../demo/volumes.js";
 import { connectNats } from "../../nats/connect.js";
 import { RUNTIMES, type Runtime } from "../../schemas/runtime.js";
@@ -74,15 +74,4 @@ export async function demoCommand(ctx: CliContext, opts: { timeout?: string }): 
   const ok = RUNTIMES.every((r) => results.get(r) === "succeeded");
   ctx.out(ok ? "demo: all three runtimes succeeded" : `demo: not every runtime succeeded (${[...results].map(([r, s]) => `${r} ${s}`).join(", ")})`);
   return ok ? 0 : 1;
-}
-
-async function sampleRepository(path: string): Promise<string> {
-  await mkdir(path, { recursive: true });
-  await writeFile(join(path, "README.md"), "# Sample repository\n\nA repository the demo's agents change.\n");
-  const git = (...args: string[]) =>
-    execa("git", ["-c", "user.name=MoonMind Demo", "-c", "user.email=demo@moonmind.invalid", ...args], { cwd: path });
-  await git("init", "-q", "-b", "main");
-  await git("add", ".");
-  await git("commit", "-q", "-m", "sample repository");
-  return path;
 }

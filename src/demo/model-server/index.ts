@@ -63,7 +63,7 @@ function unauthorized(vendor: Vendor, bearer: string | undefined, reason: "expir
   return openaiUnauthorized(bearer, reason);
 }
 
-export async function startModelServer(opts: { accessTokenTtlSeconds?: number } = {}): Promise<ModelServer> {
+export async function startModelServer(opts: { accessTokenTtlSeconds?: number; host?: string; port?: number } = {}): Promise<ModelServer> {
   const requests: RecordedRequest[] = [];
   const failing = new Set<Vendor>();
   const issuer = createIssuer(opts.accessTokenTtlSeconds ?? 3600);
@@ -120,7 +120,7 @@ export async function startModelServer(opts: { accessTokenTtlSeconds?: number } 
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
 
