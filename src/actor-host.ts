@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { loadConfig, type Config } from "./config.js";
 import { EXIT_CODES, MoonmindError } from "./errors.js";
 import { createLogger, type Logger } from "./logger.js";
-import { connectPatiently, NatsUnreachableError } from "./nats/connect.js";
+import { connectPatiently, NatsUnreachableError, whileJetStreamAway } from "./nats/connect.js";
 import { provision } from "./nats/provision.js";
 import { startHealth, sweepHealth, type HealthWriter } from "./health.js";
 import { COMPILED } from "./paths.js";
@@ -83,7 +83,12 @@ export async function hostActor(
       onRetry: (attempt, err) => log.warn({ url: displayUrl(url), attempt, err: err.message }, "NATS is not reachable yet: waiting for it"),
     });
     log.info({ url: displayUrl(url), from, build: COMPILED ? "compiled" : "source" }, "connected to NATS");
-    const report = await provision(nc, config);
+    // JetStream may be electing its leaders (a node of the cluster just went): waited for as the server is.
+    const report = await whileJetStreamAway("provisioning", () => provision(nc, config), {
+      waitMs: config.env.MOONMIND_CONNECT_WAIT_MS,
+      signal: starting.signal,
+      log,
+    });
     if (report.created.length + report.updated.length > 0) log.info(report, "provisioned");
     nc.closed().then((err) => {
       if (err) log.error({ err }, "NATS connection closed with an error");

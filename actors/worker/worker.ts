@@ -14,7 +14,7 @@ import type { AuthAnnouncement } from "../../machines/auth.machine.js";
 import { workerMachine, type StartupReport } from "../../machines/worker.machine.js";
 import type { Config } from "../../src/config.js";
 import { ConfigError, MoonmindError } from "../../src/errors.js";
-import { followConnected } from "../../src/nats/connect.js";
+import { followConnected, whileJetStreamAway } from "../../src/nats/connect.js";
 import { StatusPublisher } from "../../src/events.js";
 import type { Logger } from "../../src/logger.js";
 import { RunStore } from "../../src/runs/store.js";
@@ -119,14 +119,16 @@ export class Worker implements AsyncDisposable {
    */
   async start(): Promise<void> {
     const kvm = new Kvm(this.nc);
-    this.runs = new RunStore(await kvm.open(BUCKETS.runs));
-    this.workers = await kvm.open(BUCKETS.workers);
+    const wait = { waitMs: this.config.env.MOONMIND_CONNECT_WAIT_MS, signal: this.stopController.signal, log: this.log };
+    this.runs = new RunStore(await whileJetStreamAway(`kv ${BUCKETS.runs}`, () => kvm.open(BUCKETS.runs), wait));
+    this.workers = await whileJetStreamAway(`kv ${BUCKETS.workers}`, () => kvm.open(BUCKETS.workers), wait);
+    const artifacts = await whileJetStreamAway(`object store ${OBJECT_STORES.artifacts}`, () => new Objm(this.nc).open(OBJECT_STORES.artifacts), wait);
     const env = this.config.env;
     this.deps = {
       workerId: this.id,
       nc: this.nc,
       runs: this.runs,
-      artifacts: await new Objm(this.nc).open(OBJECT_STORES.artifacts),
+      artifacts,
       publisher: this.publisher,
       workspaces: new WorkspaceManager({
         workdir: this.config.workdir,
@@ -201,7 +203,12 @@ export class Worker implements AsyncDisposable {
       try {
         await login.adapter.prepareVolume(login.volume);
         if (login.adapter.runtime === "codex" && this.config.env.MOONMIND_TOKEN_BROKER) {
-          await this.credentials.startBroker(login.volume, this.config.env.MOONMIND_CODEX_REFRESH_URL);
+          // Its lock bucket is on JetStream: a moment without it is waited out, not a login problem.
+          await whileJetStreamAway(
+            "the token broker",
+            () => this.credentials.startBroker(login.volume, this.config.env.MOONMIND_CODEX_REFRESH_URL),
+            { waitMs: this.config.env.MOONMIND_CONNECT_WAIT_MS, signal: this.stopController.signal, log: this.log },
+          );
         }
       } catch (err) {
         problems.push(`${login.key}: cannot prepare volume ${login.volume.path}: ${(err as Error).message}`);
@@ -225,16 +232,24 @@ export class Worker implements AsyncDisposable {
       if (signal.aborted) throw new Error("stopped while starting");
       return value;
     };
+    // Steps that need JetStream wait out a moment without it (a restart, a cluster electing new
+    // leaders after losing a node) rather than fail the start, bounded like the first connect.
+    const wait = { waitMs: this.config.env.MOONMIND_CONNECT_WAIT_MS, signal, log: this.log };
+    const patiently = <T>(what: string, work: () => Promise<T>) => step(whileJetStreamAway(what, work, wait));
     for (const key of paused) this.pauseLogin(key, this.logins.get(key)?.auth.getSnapshot().context.last?.result.message ?? "not logged in");
-    await step(sweepWorkspaces({ workspaces: this.deps.workspaces, runs: this.runs, workerId: this.id, isWorkerAlive: (id) => this.isWorkerAlive(id), log: this.log }));
-    await step(this.beat());
-    await step(this.publisher.worker(this.id, {
-      type: "online",
-      runtimes: this.config.workerRuntimes,
-      shards: this.config.workerShards.map((b) => shardConsumer(b.runtime, b.shard)),
-      concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY,
-      version: VERSION,
-    }));
+    await patiently("the workspace sweep", () =>
+      sweepWorkspaces({ workspaces: this.deps.workspaces, runs: this.runs, workerId: this.id, isWorkerAlive: (id) => this.isWorkerAlive(id), log: this.log }),
+    );
+    await patiently("the first heartbeat", () => this.beat());
+    await patiently("the online event", () =>
+      this.publisher.worker(this.id, {
+        type: "online",
+        runtimes: this.config.workerRuntimes,
+        shards: this.config.workerShards.map((b) => shardConsumer(b.runtime, b.shard)),
+        concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY,
+        version: VERSION,
+      }),
+    );
     this.heartbeat = setInterval(() => {
       this.beat().catch((err: unknown) => this.log.warn({ err }, "heartbeat failed"));
     }, this.config.env.MOONMIND_HEARTBEAT_MS);
@@ -257,7 +272,8 @@ export class Worker implements AsyncDisposable {
     );
     // Each bound consumer must exist (provisioned) before the worker says it serves.
     for (const binding of this.config.workerShards) {
-      await step(this.js.consumers.get(STREAMS.jobs, shardConsumer(binding.runtime, binding.shard)));
+      const consumer = shardConsumer(binding.runtime, binding.shard);
+      await patiently(`consumer ${consumer}`, () => this.js.consumers.get(STREAMS.jobs, consumer));
     }
     this.dispatcher = new Dispatcher({
       nc: this.nc,

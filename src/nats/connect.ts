@@ -4,6 +4,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
 import { ConfigError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { isJetStreamAway } from "./errors.js";
 import { displayUrl, splitServerLogin } from "./url.js";
 
 const UNREACHABLE_REMEDY = "start the stack with `npm start`, or set NATS_URL to a reachable server";
@@ -90,6 +92,26 @@ export async function connectPatiently(opts: PatientConnectOptions): Promise<Nat
       const pause = Math.min(1_000 * attempt, 5_000, Math.max(0, deadline - Date.now()));
       await sleep(pause, undefined, opts.signal ? { signal: opts.signal } : {}).catch(() => undefined);
       if (opts.signal?.aborted) throw err;
+    }
+  }
+}
+
+/**
+ * A start-up step that needs JetStream, tried again while JetStream is away for a moment (a
+ * server restarting, a cluster electing new leaders after losing a node: no responders, timeouts,
+ * 503) instead of ending the actor, up to `waitMs`; a refusal or a missing resource is thrown at
+ * once, as is the last error once the wait is over or `signal` aborts.
+ */
+export async function whileJetStreamAway<T>(what: string, work: () => Promise<T>, o: { waitMs: number; signal?: AbortSignal; log?: Logger }): Promise<T> {
+  const deadline = Date.now() + o.waitMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      const pause = Math.min(250 * attempt, 2_000);
+      if (!isJetStreamAway(err) || o.signal?.aborted || Date.now() + pause > deadline) throw err;
+      o.log?.warn({ err: (err as Error).message, what, attempt, retryInMs: pause }, "JetStream is not answering yet: trying again");
+      await sleep(pause, undefined, o.signal ? { signal: o.signal } : {}).catch(() => undefined);
     }
   }
 }

@@ -31,3 +31,19 @@ export function permissionViolation(err: unknown): (Error & { subject?: string; 
   }
   return undefined;
 }
+
+/**
+ * JetStream away for a moment rather than refusing: no responders (a stream or the API without a
+ * leader yet), a request timeout, or 503 "JetStream system temporarily unavailable" — a server
+ * restarting, or a cluster electing its leaders again after losing a node. A refusal, a missing
+ * stream or consumer, or anything else is not this.
+ */
+export function isJetStreamAway(err: unknown): boolean {
+  for (let e = err as (Error & { cause?: unknown; status?: unknown }) | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.name === "PermissionViolationError" || isNotFound(e)) return false;
+    if (e.name === "TimeoutError" || e.name === "NoResponders" || e.name === "JetStreamNotEnabled") return true;
+    if (e.name === "JetStreamApiError" && e.status === 503) return true;
+    if (/temporarily unavailable|no responders/i.test(e.message ?? "")) return true;
+  }
+  return false;
+}

@@ -1,13 +1,18 @@
 /**
- * A chaos run: a real nats-server, intake replicas and worker processes, the stand-in agent with
- * a ledger, and faults struck on a seeded schedule while the jobs run. It then waits for every
- * job to finish (bounded), stops everything and reports what was lost, doubled and left behind.
+ * A chaos run: a real nats-server (or a 3-node cluster with R3 streams, `servers: 3`), intake
+ * replicas and worker processes, the stand-in agent with a ledger, and faults struck on a seeded
+ * schedule while the jobs run (worker and intake SIGKILLs, server restarts — on a cluster a
+ * SIGKILLed node —, worker stalls past ack_wait; see faults.ts). It then waits for every job to
+ * finish (bounded), checks that every actor answers NATS again by itself (its health file,
+ * rewritten only while its connection answers a ping, is newer than the last server fault),
+ * stops everything and reports what was lost, doubled and left behind.
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { HEALTH_INTERVAL_MS, healthDir } from "../../src/health.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { planFaults, runFaults, type FaultRecord } from "./faults.js";
 import { createSlot, type ActorSlot, type UnexpectedExit } from "./fleet.js";
@@ -26,6 +31,8 @@ export interface ChaosHooks {
 }
 
 const STOP_WAIT_MS = 15_000;
+/** Two health rewrites and a reconnect: an actor whose connection answers has rewritten its file by then. */
+const RECONNECT_WAIT_MS = 2 * HEALTH_INTERVAL_MS + 5_000;
 
 export async function runChaos(input: ChaosInput = {}, hooks: ChaosHooks = {}): Promise<ChaosReport> {
   const opts = ChaosOptionsSchema.parse(input);
@@ -33,9 +40,9 @@ export async function runChaos(input: ChaosInput = {}, hooks: ChaosHooks = {}): 
   const seed = opts.seed ?? randomSeed();
   const rng = createRng(seed);
   const startedAt = Date.now();
-  say(`seed ${seed} (replay with --seed ${seed}): ${opts.jobs} jobs, ${opts.workers} workers × ${opts.concurrency}, ${opts.intakes} intakes`);
+  say(`seed ${seed} (replay with --seed ${seed}): ${opts.jobs} jobs, ${opts.workers} workers × ${opts.concurrency}, ${opts.intakes} intakes${opts.servers > 1 ? `, ${opts.servers} clustered nats-servers (R${opts.servers})` : ""}`);
 
-  const stack = await createChaosStack(opts.concurrency);
+  const stack = await createChaosStack(opts.concurrency, opts.servers);
   const ledger = watchLedger(stack.ledgerDir);
   const slots: ActorSlot[] = [];
   const aborter = new AbortController();
@@ -118,6 +125,10 @@ export async function runChaos(input: ChaosInput = {}, hooks: ChaosHooks = {}): 
     aborter.abort();
     await healing;
 
+    const lastServerFault = Math.max(0, ...faults.filter((f) => f.kind === "server-restart" && !f.skipped).map((f) => f.endedAt ?? 0));
+    const notReconnected = await notAnsweringSince(slots, stack.env.MOONMIND_DATA_DIR!, lastServerFault, RECONNECT_WAIT_MS);
+    for (const n of notReconnected) say(`not reconnected: ${n}`);
+
     say("stopping the actors");
     const stopped = await Promise.all(slots.map((s) => s.stop(STOP_WAIT_MS)));
     await observer.refresh(jobIds).catch(() => undefined);
@@ -150,7 +161,9 @@ export async function runChaos(input: ChaosInput = {}, hooks: ChaosHooks = {}): 
       serverRestarts: count("server-restart"),
       stalls: count("stall"),
       skippedFaults: faults.filter((f) => f.skipped).length,
+      servers: opts.servers,
       unexpectedExits: unexpected,
+      notReconnected,
       ...figures,
       leftInJobs,
       leftoverWorkspaces: leftoverWorkspaces(workers.map((w) => join(w.dataDir!, "workspaces"))),
@@ -173,5 +186,31 @@ export async function runChaos(input: ChaosInput = {}, hooks: ChaosHooks = {}): 
     await Promise.all(slots.map((s) => s.stop(2_000)));
     ledger.close();
     await stack.close(opts.keep);
+  }
+}
+
+/**
+ * Slots whose current process has not said, since `since`, that its NATS connection answers: its
+ * health file (<data dir>/health/<actor>.<instance>.json) is rewritten only after a ping came
+ * back. Waits (bounded) for every slot; returns `<slot>: <why>` for the ones that never did.
+ */
+async function notAnsweringSince(slots: ActorSlot[], sharedDataDir: string, since: number, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const missing: string[] = [];
+    for (const s of slots) {
+      if (s.state !== "up" || s.pid === undefined) {
+        missing.push(`${s.name}: ${s.state}`);
+        continue;
+      }
+      const instance = s.kind === "worker" ? s.workerId : `${s.kind}-${s.pid}`;
+      const file = join(healthDir(s.dataDir ?? sharedDataDir), `${s.kind}.${instance}.json`);
+      const record = await readFile(file, "utf8").then((t) => JSON.parse(t) as { pid?: number; at?: string }, () => undefined);
+      if (!record) missing.push(`${s.name}: no health file (${file})`);
+      else if (record.pid !== s.pid) missing.push(`${s.name}: health file of pid ${record.pid}, not ${s.pid}`);
+      else if (!(Date.parse(record.at ?? "") > since)) missing.push(`${s.name}: last answered at ${record.at}, before the last server fault ended`);
+    }
+    if (missing.length === 0 || Date.now() >= deadline) return missing;
+    await sleep(250);
   }
 }

@@ -1,6 +1,9 @@
 /**
  * The faults of a run: planned up front from the seed (when, by progress, and against which
- * slot), struck while the jobs run. A worker kill first looks at what the worker holds: a job
+ * slot), struck while the jobs run: `worker-kill` and `intake-kill` SIGKILL an actor (its slot
+ * restarts it), `server-restart` stops the nats-server and starts it again on the same port and
+ * store, or, on a 3-node cluster, SIGKILLs one node (picked by the seed) and restarts it, and
+ * `stall` SIGSTOPs a worker past ack_wait. A worker kill first looks at what the worker holds: a job
  * whose agent has written `done` while its record is not yet terminal is inside the window
  * between the agent's exit and the record write.
  */
@@ -33,6 +36,8 @@ export interface FaultRecord extends PlannedFault {
   workerId?: string;
   /** The pid that was killed or stopped. */
   pid?: number;
+  /** A cluster node killed: what it led just before (`meta`, stream names), as its /jsz said. */
+  led?: string[];
   /** Jobs the worker held when it was killed or stopped. */
   held?: string[];
   /**
@@ -54,13 +59,15 @@ export interface FaultCounts {
 export interface PlanShape {
   workers: number;
   intakes: number;
+  /** nats-servers: a server restart aims at one of them (the only one, or a cluster node). */
+  servers: number;
   /** Faults strike between these fractions of the jobs finished. */
   faultFrom: number;
   faultTo: number;
 }
 
 export function planFaults(counts: FaultCounts, shape: PlanShape, rng: Rng): PlannedFault[] {
-  const { workers, intakes, faultFrom, faultTo } = shape;
+  const { workers, intakes, servers, faultFrom, faultTo } = shape;
   const plan: PlannedFault[] = [];
   const add = (kind: FaultKind, n: number, slots: number, pause: [number, number]) => {
     for (let i = 0; i < n; i++) {
@@ -69,10 +76,14 @@ export function planFaults(counts: FaultCounts, shape: PlanShape, rng: Rng): Pla
   };
   add("worker-kill", counts.workerKills, workers, [300, 2_000]);
   add("intake-kill", counts.intakeKills, intakes, [500, 2_000]);
-  add("server-restart", counts.serverRestarts, 1, [2_000, 4_000]);
+  add("server-restart", counts.serverRestarts, servers, [2_000, 4_000]);
   // Past ack_wait (2 s) and the worker TTL (1.5 s): the stalled worker's messages are redelivered.
   add("stall", counts.stalls, workers, [3_000, 5_000]);
-  return plan.sort((a, b) => a.at - b.at);
+  plan.sort((a, b) => a.at - b.at);
+  // On a cluster the node kills rotate from the seeded first node: two kills never hit one node only.
+  const restarts = plan.filter((f) => f.kind === "server-restart");
+  restarts.forEach((f, k) => (f.slot = (restarts[0]!.slot + k) % servers));
+  return plan;
 }
 
 export interface FaultContext {
@@ -132,6 +143,21 @@ function pick(slots: ActorSlot[], index: number, minUpMs: number): ActorSlot | u
 }
 
 async function strike(r: FaultRecord, ctx: FaultContext): Promise<void> {
+  if (r.kind === "server-restart" && ctx.stack.servers > 1) {
+    // One node of the cluster SIGKILLed; the other two carry the R3 streams until it is back.
+    const node = r.slot % ctx.stack.servers;
+    r.target = ctx.stack.nodeName(node);
+    r.led = await ctx.stack.ledBy(node);
+    r.startedAt = Date.now();
+    const pid = await ctx.stack.killNode(node);
+    if (pid !== undefined) r.pid = pid;
+    ctx.say(`fault: SIGKILL ${r.target} (pid ${pid}, leading ${r.led.join(" ") || "nothing"}); back in ${r.pauseMs} ms`);
+    await sleep(r.pauseMs);
+    await ctx.stack.startNode(node);
+    r.endedAt = Date.now();
+    ctx.say(`${r.target} healthy again after ${r.endedAt - r.startedAt} ms`);
+    return;
+  }
   if (r.kind === "server-restart") {
     r.target = "nats-server";
     r.startedAt = Date.now();

@@ -9,6 +9,11 @@ export const ChaosOptionsSchema = z
     workers: z.coerce.number().int().min(1).max(32).default(3),
     intakes: z.coerce.number().int().min(1).max(8).default(2),
     concurrency: z.coerce.number().int().min(1).max(64).default(4),
+    /**
+     * nats-servers: 1, or 3 clustered on loopback with every stream at R3; a server restart then
+     * SIGKILLs one node and brings it back while the other two carry on.
+     */
+    servers: z.coerce.number().pipe(z.union([z.literal(1), z.literal(3)])).default(1),
     workerKills: count(1_000).default(12),
     intakeKills: count(100).default(1),
     serverRestarts: count(100).default(2),

@@ -41,12 +41,17 @@ export interface ChaosReport {
   workers: number;
   intakes: number;
   concurrency: number;
+  /** nats-servers: 1, or 3 clustered (streams at R3). */
+  servers: number;
   workerKills: number;
   intakeKills: number;
   serverRestarts: number;
   stalls: number;
   skippedFaults: number;
+  /** Actors that exited by themselves (their slot restarted them): none should. */
   unexpectedExits: UnexpectedExit[];
+  /** Actors whose NATS connection had not answered again (health file) since the last server fault ended: `<slot>: <why>`. */
+  notReconnected: string[];
   states: Partial<Record<RunState | "missing", number>>;
   lost: number;
   missingRecord: number;
@@ -109,7 +114,7 @@ export function analyse(o: Observed): Pick<
   let lost = 0, missingRecord = 0, missingTerminalEvent = 0, stuck = 0, startedTwice = 0, terminalEventsTwice = 0, neverCompleted = 0;
   const doubles: DoubledJob[] = [];
   const lostJobs: LostJob[] = [];
-  const faultLine = (f: FaultRecord) => `${f.kind} ${f.target ?? ""}${f.pid ? ` pid ${f.pid}` : ""} +${f.startedAt! - o.startedAt}`;
+  const faultLine = (f: FaultRecord) => `${f.kind} ${f.target ?? ""}${f.pid ? ` pid ${f.pid}` : ""}${f.led?.length ? ` (led ${f.led.join(" ")})` : ""} +${f.startedAt! - o.startedAt}`;
   for (const id of o.jobIds) {
     const run = o.runs.get(id);
     const state = run?.state ?? "missing";
@@ -203,12 +208,14 @@ export function renderReport(r: ChaosReport): string {
     ["seed", r.seed],
     ["jobs", r.jobs],
     ["workers × concurrency / intakes", `${r.workers} × ${r.concurrency} / ${r.intakes}`],
+    ["nats-servers", r.servers > 1 ? `${r.servers} (cluster, R${r.servers})` : r.servers],
     ["worker kills (SIGKILL)", r.workerKills],
     ["intake kills (SIGKILL)", r.intakeKills],
-    ["nats-server restarts", r.serverRestarts],
+    [r.servers > 1 ? "nats-server node kills (SIGKILL, restart)" : "nats-server restarts", r.serverRestarts],
     ["worker stalls (SIGSTOP > ack_wait)", r.stalls],
     ["faults skipped", r.skippedFaults],
     ["actor exits not caused by the run", r.unexpectedExits.length],
+    ["actors not answering NATS after the last server fault", r.notReconnected.length],
     ["run states", Object.entries(r.states).map(([k, v]) => `${k} ${v}`).join(", ")],
     ["lost (no terminal record or event)", r.lost],
     ["  no run record", r.missingRecord],
@@ -237,4 +244,32 @@ export function renderReport(r: ChaosReport): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return [`| ${"figure".padEnd(width)} | value`, `|${"-".repeat(width + 2)}|------`, ...rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v}`)].join("\n");
+}
+
+/** What a failed chaos test shows: the report, then every fault, double, loss and leftover. */
+export function renderDetails(report: ChaosReport): string {
+  return [
+    "",
+    renderReport(report),
+    ...report.faults.map((f) => `fault ${f.kind} ${f.target ?? ""}${f.pid ? ` pid ${f.pid}` : ""}${f.led?.length ? ` (led ${f.led.join(" ")})` : ""}${f.skipped ? ` skipped: ${f.skipped}` : ` +${f.startedAt! - report.startedAt}..+${f.endedAt! - report.startedAt} ms`}`),
+    ...report.doubles.map((d) => `doubled ${d.jobId} (window ${d.window}, after ${d.cause}): ${d.ledger.join(", ")}`),
+    ...report.lostJobs.map((l) => `lost ${l.jobId}: record ${l.state}, ${l.terminalEvents} terminal events; faults: ${l.faults.join(", ")}`),
+    ...report.unexpectedExits.map((e) => `unexpected exit: ${e.slot} code ${e.code} signal ${e.signal} at +${e.at - report.startedAt} ms`),
+    ...report.notReconnected.map((n) => `not reconnected: ${n}`),
+    ...report.leftoverWorkspaces.map((w) => `left-over workspace ${w}`),
+    ...report.leftoverProcesses.map((p) => `left-over process ${p.pid}: ${p.cmdline}`),
+  ].join("\n");
+}
+
+/** The figures every chaos test holds to: what was struck, and zero of everything that went wrong. */
+export function verdictFigures(report: ChaosReport) {
+  return {
+    faultsStruck: report.workerKills + report.intakeKills + report.serverRestarts + report.stalls,
+    lost: report.lost,
+    doubledOutsideWindow: report.doubledOutsideWindow,
+    stuck: report.stuck,
+    leftInJobs: report.leftInJobs,
+    leftoverProcesses: report.leftoverProcesses.length,
+    leftoverWorkspaces: report.leftoverWorkspaces.length,
+  };
 }

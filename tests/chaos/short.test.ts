@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { runChaos } from "./engine.js";
-import { renderReport, type ChaosReport } from "./report.js";
+import { renderDetails, verdictFigures, type ChaosReport } from "./report.js";
 
 const seed = process.env.CHAOS_SEED === undefined ? undefined : Number(process.env.CHAOS_SEED);
 const verbose = process.env.CHAOS_VERBOSE === "1";
@@ -33,24 +33,9 @@ describe("chaos, shortened", () => {
       },
       { say: verbose ? (line) => process.stderr.write(`[chaos] ${line}\n`) : () => undefined },
     );
-    const summary = [
-      "",
-      renderReport(report),
-      ...report.doubles.map((d) => `doubled ${d.jobId} (window ${d.window}, after ${d.cause}): ${d.ledger.join(", ")}`),
-      ...report.lostJobs.map((l) => `lost ${l.jobId}: record ${l.state}, ${l.terminalEvents} terminal events; faults: ${l.faults.join(", ")}`),
-      ...report.leftoverWorkspaces.map((w) => `left-over workspace ${w}`),
-      ...report.leftoverProcesses.map((p) => `left-over process ${p.pid}: ${p.cmdline}`),
-    ].join("\n");
+    const summary = renderDetails(report);
     if (verbose) process.stderr.write(`${summary}\n`);
-    const figures = {
-      faultsStruck: report.workerKills + report.intakeKills + report.serverRestarts + report.stalls,
-      lost: report.lost,
-      doubledOutsideWindow: report.doubledOutsideWindow,
-      stuck: report.stuck,
-      leftInJobs: report.leftInJobs,
-      leftoverProcesses: report.leftoverProcesses.length,
-      leftoverWorkspaces: report.leftoverWorkspaces.length,
-    };
+    const figures = verdictFigures(report);
     expect(figures, `seed ${report.seed} (CHAOS_SEED=${report.seed} replays it)${summary}`).toEqual({
       faultsStruck: 5,
       lost: 0,

@@ -1,93 +1,254 @@
 /**
- * The ground a chaos run stands on: a temporary directory holding a file-storage nats-server
- * (restartable on the same port and store), a git repository, a codex login volume, the ledger
- * directory the stand-in agent writes to, and the actors' logs.
+ * The ground a chaos run stands on: a temporary directory holding file-storage nats-server(s),
+ * a git repository, a codex login volume, the ledger directory the stand-in agent writes to, and
+ * the actors' logs.
+ *
+ * One server (the default) is restartable on the same port and store. Three servers form a
+ * cluster on loopback (fixed client, route and monitoring ports, each its own store and log),
+ * the streams at R3 (MOONMIND_STREAM_REPLICAS=3) and NATS_URL naming all three: one node can be
+ * SIGKILLed and brought back on the same port, store and conf while the other two carry on.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "../../src/config.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { loadConfig, type Config } from "../../src/config.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { provision } from "../../src/nats/provision.js";
-import { startNatsServer, type NatsServer } from "../../src/nats/server.js";
+import { startNatsServer, type NatsServer, type StartOptions } from "../../src/nats/server.js";
 import { FAKE_CODEX, makeRepo } from "../helpers/stack.js";
+import { freePort } from "../helpers/net.js";
+
+/** A fresh cluster elects its meta leader and learns its peers within this; so does a restarted node catch up. */
+const CLUSTER_READY_MS = 30_000;
 
 export interface ChaosStack {
   dir: string;
+  /** Every server's client URL, comma-separated. */
   url: string;
   repo: string;
   ledgerDir: string;
   logDir: string;
   /** The environment every actor shares; a worker adds its id and data dir. */
   env: Record<string, string>;
-  serverPid(): number | undefined;
+  /** How many nats-servers: 1, or 3 in a cluster. */
+  servers: number;
+  /** "nats-server" alone; "nats-server-<n>" (1-based) in a cluster. */
+  nodeName(index: number): string;
+  serverPid(index?: number): number | undefined;
+  /** Stops every server (if up), keeping the stores. */
   stopServer(): Promise<void>;
+  /** Starts every server that is down, on its port, store and conf. */
   startServer(): Promise<void>;
-  /** Stops the server (if up) and, unless `keep`, removes the directory. */
+  /** SIGKILLs one node and reaps it; resolves with the pid killed (undefined: it was down). */
+  killNode(index: number): Promise<number | undefined>;
+  /** What a cluster node leads right now: `meta` and the streams whose leader it is (its /jsz; [] when unknown). */
+  ledBy(index: number): Promise<string[]>;
+  /** Starts the node again on its port, store and conf; in a cluster, resolves once it reports healthy (bounded). */
+  startNode(index: number): Promise<void>;
+  /** Stops the servers (if up) and, unless `keep`, removes the directory. */
   close(keep: boolean): Promise<void>;
 }
 
-export async function createChaosStack(concurrency: number): Promise<ChaosStack> {
+interface Node {
+  name: string;
+  /** What the node is (re)started with: after the first start, always its port. */
+  opts: StartOptions;
+  /** Cluster nodes: their monitoring port (/healthz, /jsz) and `server_name`. */
+  monitorPort?: number;
+  serverName?: string;
+  server?: NatsServer;
+}
+
+export async function createChaosStack(concurrency: number, servers = 1): Promise<ChaosStack> {
   const dir = await mkdtemp(join(tmpdir(), "moonmind-chaos-"));
-  const storeDir = join(dir, "nats-store");
   const ledgerDir = join(dir, "ledger");
   const logDir = join(dir, "logs");
   const volume = join(dir, "codex-auth");
   await Promise.all([mkdir(ledgerDir), mkdir(logDir), mkdir(volume)]);
   await writeFile(join(volume, "auth.json"), JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: "stand-in" }), { mode: 0o600 });
   const repo = await makeRepo(join(dir, "repo"));
-  const serverLog = join(logDir, "nats-server.log");
-  let server: NatsServer | undefined = await startNatsServer({ storeDir, logFile: serverLog });
-  const port = server.port;
 
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: process.env.HOME ?? dir,
-    NATS_URL: server.url,
-    MOONMIND_DATA_DIR: join(dir, "var"),
-    MOONMIND_LOG_LEVEL: "warn",
-    MOONMIND_CODEX_BIN: FAKE_CODEX,
-    CODEX_VOLUME_PATH: volume,
-    MOONMIND_ALLOW_LOCAL_REPOS: "true",
-    MOONMIND_AGENT_SANDBOX: "none",
-    MOONMIND_WORKER_SHARDS: "0-2",
-    MOONMIND_WORKER_CONCURRENCY: String(concurrency),
-    MOONMIND_ACK_WAIT_MS: "2000",
-    MOONMIND_HEARTBEAT_MS: "300",
-    MOONMIND_WORKER_TTL_MS: "1500",
-    MOONMIND_RETRY_BACKOFF_MS: "100",
-    MOONMIND_RETRY_BACKOFF_MAX_MS: "500",
-    MOONMIND_LOG_BATCH_MS: "50",
-    MOONMIND_KILL_GRACE_MS: "500",
-    MOONMIND_STOP_GRACE_MS: "2000",
-  };
-  const nc = await connectNats({ servers: server.url, name: "chaos-provision" });
-  try {
-    await provision(nc, loadConfig(env));
-  } finally {
-    await nc.close();
-  }
-
+  const nodes: Node[] = servers === 1 ? [{ name: "nats-server", opts: { storeDir: join(dir, "nats-store"), logFile: join(logDir, "nats-server.log") } }] : await clusterNodes(dir, logDir, servers);
   const stack: ChaosStack = {
     dir,
-    url: server.url,
+    url: "",
     repo,
     ledgerDir,
     logDir,
-    env,
-    serverPid: () => server?.pid,
+    env: {},
+    servers: nodes.length,
+    nodeName: (i) => nodes[i]!.name,
+    serverPid: (i = 0) => nodes[i]?.server?.pid,
     async stopServer() {
-      const s = server;
-      server = undefined;
-      await s?.stop();
+      await Promise.all(nodes.map((n) => stopNode(n)));
     },
     async startServer() {
-      if (!server) server = await startNatsServer({ storeDir, port, logFile: serverLog });
+      await Promise.all(nodes.map((n) => startNode(n)));
+    },
+    async killNode(i) {
+      const n = nodes[i]!;
+      const pid = n.server?.pid;
+      if (pid === undefined) return undefined;
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      await stopNode(n); // reaps it and removes its run dir; the store dir stays
+      return pid;
+    },
+    async ledBy(i) {
+      const n = nodes[i]!;
+      if (n.monitorPort === undefined || !n.server) return [];
+      return leadership(n).catch(() => []);
+    },
+    async startNode(i) {
+      const n = nodes[i]!;
+      await startNode(n);
+      if (n.monitorPort !== undefined) await waitHealthy(n, CLUSTER_READY_MS);
     },
     async close(keep) {
       await stack.stopServer();
       if (!keep) await rm(dir, { recursive: true, force: true, maxRetries: 3 });
     },
   };
+  try {
+    await stack.startServer();
+    stack.url = nodes.map((n) => n.server!.url).join(",");
+    stack.env = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: process.env.HOME ?? dir,
+      NATS_URL: stack.url,
+      MOONMIND_DATA_DIR: join(dir, "var"),
+      MOONMIND_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "warn",
+      MOONMIND_CODEX_BIN: FAKE_CODEX,
+      CODEX_VOLUME_PATH: volume,
+      MOONMIND_ALLOW_LOCAL_REPOS: "true",
+      MOONMIND_AGENT_SANDBOX: "none",
+      MOONMIND_WORKER_SHARDS: "0-2",
+      MOONMIND_WORKER_CONCURRENCY: String(concurrency),
+      MOONMIND_ACK_WAIT_MS: "2000",
+      MOONMIND_HEARTBEAT_MS: "300",
+      MOONMIND_WORKER_TTL_MS: "1500",
+      MOONMIND_RETRY_BACKOFF_MS: "100",
+      MOONMIND_RETRY_BACKOFF_MAX_MS: "500",
+      MOONMIND_LOG_BATCH_MS: "50",
+      MOONMIND_KILL_GRACE_MS: "500",
+      MOONMIND_STOP_GRACE_MS: "2000",
+      ...(nodes.length > 1 ? { MOONMIND_STREAM_REPLICAS: String(nodes.length) } : {}),
+    };
+    await provisionWhenReady(stack.url, loadConfig(stack.env), CLUSTER_READY_MS);
+  } catch (err) {
+    await stack.close(false);
+    throw err;
+  }
   return stack;
+}
+
+/** Three (or n) nodes on loopback: fixed ports, each its own store and log, routes to all. */
+async function clusterNodes(dir: string, logDir: string, count: number): Promise<Node[]> {
+  const ports = await distinctFreePorts(count * 3);
+  const client = ports.slice(0, count);
+  const route = ports.slice(count, 2 * count);
+  const monitor = ports.slice(2 * count);
+  const routes = route.map((p) => JSON.stringify(`nats-route://127.0.0.1:${p}`)).join(", ");
+  return client.map((port, i) => ({
+    name: `nats-server-${i + 1}`,
+    monitorPort: monitor[i]!,
+    serverName: `chaos-n${i + 1}`,
+    opts: {
+      port,
+      storeDir: join(dir, `nats-store-${i + 1}`),
+      logFile: join(logDir, `nats-server-${i + 1}.log`),
+      extraConf: [
+        `server_name: chaos-n${i + 1}`,
+        `http: ${JSON.stringify(`127.0.0.1:${monitor[i]}`)}`,
+        `cluster { name: chaos, listen: ${JSON.stringify(`127.0.0.1:${route[i]}`)}, routes: [ ${routes} ] }`,
+      ].join("\n"),
+    },
+  }));
+}
+
+async function distinctFreePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+async function startNode(n: Node): Promise<void> {
+  if (n.server) return;
+  n.server = await startNatsServer(n.opts);
+  // Back on the same port, whichever port the first start picked.
+  n.opts = { ...n.opts, port: n.server.port };
+}
+
+async function stopNode(n: Node): Promise<void> {
+  const s = n.server;
+  n.server = undefined;
+  await s?.stop();
+}
+
+/** Waits until the node's /healthz says ok: JetStream current with the meta leader and its streams. */
+async function waitHealthy(n: Node, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let said = "";
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${n.monitorPort}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      said = `${res.status} ${(await res.text()).trim()}`;
+      if (res.ok) return;
+    } catch (err) {
+      said = (err as Error).message;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${n.name} was not healthy ${timeoutMs} ms after its restart (last /healthz: ${said.slice(0, 300)})`);
+}
+
+interface Jsz {
+  meta_cluster?: { leader?: string };
+  account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string } }> }>;
+}
+
+async function leadership(n: Node): Promise<string[]> {
+  const res = await fetch(`http://127.0.0.1:${n.monitorPort}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(2_000) });
+  const jsz = (await res.json()) as Jsz;
+  const me = n.serverName;
+  const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).filter((d) => d.cluster?.leader === me).map((d) => d.name);
+  return [...(jsz.meta_cluster?.leader === me ? ["meta"] : []), ...streams.sort()];
+}
+
+/** Not ready yet, on a cluster still electing its meta leader or learning its peers. */
+function notReadyYet(err: unknown): boolean {
+  for (let e = err as (Error & { cause?: unknown; code?: unknown; api_error?: { code?: number; err_code?: number } }) | undefined, d = 0; e && d < 5; e = e.cause as typeof e, d++) {
+    const code = e.api_error?.code ?? (typeof e.code === "number" ? e.code : Number(e.code));
+    if (code === 503 || code === 408) return true;
+    if (/temporarily unavailable|no responders|timeout|timed out|insufficient resources|no suitable peers|not enabled|no leader|leader not/i.test(`${e.name} ${e.message}`)) return true;
+  }
+  return false;
+}
+
+/**
+ * Provisions once the JetStream API answers: a fresh cluster refuses (503, "temporarily
+ * unavailable", too few peers) until it has a meta leader and knows every peer. Bounded.
+ */
+async function provisionWhenReady(url: string, config: Config, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const nc = await connectNats({ servers: url, name: "chaos-provision" });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await provision(nc, config);
+        return;
+      } catch (err) {
+        if (!notReadyYet(err) || Date.now() >= deadline) {
+          throw new Error(`provisioning failed after ${attempt} attempt(s): ${(err as Error).message}`, { cause: err });
+        }
+        await sleep(Math.min(100 * attempt, 1_000));
+      }
+    }
+  } finally {
+    await nc.close();
+  }
 }
