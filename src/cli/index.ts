@@ -190,6 +190,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (opts) => setExit(await (await import("./commands/demo.js")).demoCommand(cliContext(), opts)));
 
   program
+    .command("viz")
+    .description("state-machine diagrams generated from the machines' definitions: --export mermaid|svg|json")
+    .option("--export <format>", "mermaid | svg | json")
+    .option("--machine <name>", "worker | auth | job (default: all)")
+    .option("--out <path>", "a file (one machine) or a directory (all)")
+    .action(async (opts) => setExit(await (await import("./commands/viz.js")).vizCommand(cliContext(), opts)));
+
+  program
     .command("demo-service")
     .description("one piece of the offline demo alone (the compose demo profile): endpoint | logins | git")
     .argument("<part>", "endpoint (the scripted model API), logins (the demo's logins on the volumes) or git (a sample repository)")
