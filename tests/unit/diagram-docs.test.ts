@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { MACHINES } from "../../machines/index.js";
+import { MACHINES } from "../../src/viz/machines.js";
 import { PROJECT_ROOT } from "../../src/paths.js";
 import { exportDiagram } from "../../src/viz/export.js";
 

@@ -24,7 +24,7 @@ export async function vizCommand(ctx: CliContext, opts: VizOptions): Promise<num
     throw new UsageError(`moonmind viz: --export takes ${EXPORT_FORMATS.join(", ")}, not '${opts.export}'`);
   }
   const format = opts.export as ExportFormat;
-  const { MACHINES } = await import("../../../machines/index.js"); // loaded only by this verb
+  const { MACHINES } = await import("../../viz/machines.js"); // loaded only by this verb
   const names = Object.keys(MACHINES) as Array<keyof typeof MACHINES>;
   if (opts.machine !== undefined && !names.includes(opts.machine as keyof typeof MACHINES)) {
     throw new UsageError(`moonmind viz: no machine '${opts.machine}'; one of ${names.join(", ")}`);
