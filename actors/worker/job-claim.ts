@@ -16,7 +16,8 @@ import type { RunRecord } from "../../src/schemas/run.js";
 export interface ClaimContext {
   workerId: string;
   runs: RunStore;
-  isWorkerAlive: (workerId: string) => Promise<boolean>;
+  /** Whether `holder` still holds the run (alive, and the life that claimed it or one running it). */
+  holdsRun: (holder: string, jobId: string, claimedAt: string | undefined) => Promise<boolean>;
   silentSince: Map<string, number>;
   settings: { workerTtlMs: number };
   log: Logger;
@@ -50,7 +51,7 @@ export async function claimRun(c: ClaimContext): Promise<Claim> {
       return { result: { kind: "refused", reason } };
     }
     const holder = current.record.workerId;
-    const alive = holder !== undefined && holder !== c.workerId && (await c.isWorkerAlive(holder));
+    const alive = holder !== undefined && holder !== c.workerId && (await c.holdsRun(holder, job.id, current.record.claimedAt));
     if (holder !== undefined && holder !== c.workerId && current.record.state === "running" && !alive) {
       const left = silenceLeftMs(c.silentSince, `${job.id}:${holder}`, takeoverSilenceMs(current.record, c.settings.workerTtlMs), Date.now());
       if (left > 0) return { result: { kind: "busy", holder, retryInMs: left + 100 } };

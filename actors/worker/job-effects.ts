@@ -36,7 +36,12 @@ export interface JobDeps {
   workspaces: WorkspaceManager;
   /** The login the job's shard runs on: its adapter, volume and auth state. */
   login: Login;
-  isWorkerAlive: (workerId: string) => Promise<boolean>;
+  /**
+   * Whether a run's holder still holds it: alive (a heartbeat within its TTL), and not a later
+   * life of that worker id that neither claimed the run (started after `claimedAt`) nor lists it
+   * in flight — a worker restarted under its old id does not run what its killed life held.
+   */
+  holdsRun: (holder: string, jobId: string, claimedAt: string | undefined) => Promise<boolean>;
   /**
    * When this worker first found a run's holder silent (`<job>:<holder>` → ms). After a server
    * outage every worker looks silent for a moment: a run is taken over only if its holder is

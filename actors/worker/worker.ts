@@ -136,7 +136,7 @@ export class Worker implements AsyncDisposable {
         allowLocalRepos: env.MOONMIND_ALLOW_LOCAL_REPOS,
         keep: env.MOONMIND_KEEP_WORKSPACES,
       }),
-      isWorkerAlive: (id) => this.isWorkerAlive(id),
+      holdsRun: (holder, jobId, claimedAt) => this.holdsRun(holder, jobId, claimedAt),
       silentSince: new Map(),
       agentUser: resolveAgentUser(env.MOONMIND_AGENT_USER),
       log: this.log,
@@ -349,11 +349,31 @@ export class Worker implements AsyncDisposable {
   }
 
   private async isWorkerAlive(workerId: string): Promise<boolean> {
+    return (await this.liveRecord(workerId)) !== undefined;
+  }
+
+  /** The worker's KV record while it is alive: not stopped, and a heartbeat within its TTL. */
+  private async liveRecord(workerId: string): Promise<WorkerRecord | undefined> {
     const entry = await this.workers.get(workerId);
-    if (!entry || entry.operation !== "PUT" || entry.length === 0) return false;
+    if (!entry || entry.operation !== "PUT" || entry.length === 0) return undefined;
     const record = WorkerRecordSchema.safeParse(parseJson(entry.value));
-    if (!record.success || record.data.state === "stopped") return false;
-    return Date.now() - Date.parse(record.data.heartbeatAt) < this.config.env.MOONMIND_WORKER_TTL_MS;
+    if (!record.success || record.data.state === "stopped") return undefined;
+    return Date.now() - Date.parse(record.data.heartbeatAt) < this.config.env.MOONMIND_WORKER_TTL_MS ? record.data : undefined;
+  }
+
+  /**
+   * Whether `holder` still holds the run: alive, unless it is a later life of that id — a worker
+   * restarted under its old id, as a container keeps it — that started after the run was claimed
+   * and does not list it in flight. That life does not run it and never will (a delivery to it
+   * would), so the run is treated as its dead life's: taken over after the silence wait. Both
+   * conditions are needed: the start time alone would trust the holder's clock, and the list
+   * alone lags a fresh claim by up to one heartbeat.
+   */
+  private async holdsRun(holder: string, jobId: string, claimedAt: string | undefined): Promise<boolean> {
+    const record = await this.liveRecord(holder);
+    if (!record) return false;
+    const laterLife = claimedAt !== undefined && Date.parse(record.startedAt) > Date.parse(claimedAt);
+    return !(laterLife && !record.inFlight.includes(jobId));
   }
 
   private async beat(): Promise<void> {

@@ -43,6 +43,7 @@ export async function runChaos(input: ChaosInput = {}, hooks: ChaosHooks = {}): 
   say(`seed ${seed} (replay with --seed ${seed}): ${opts.jobs} jobs, ${opts.workers} workers × ${opts.concurrency}, ${opts.intakes} intakes${opts.servers > 1 ? `, ${opts.servers} clustered nats-servers (R${opts.servers})` : ""}`);
 
   const stack = await createChaosStack(opts.concurrency, opts.servers);
+  if (stack.formAttempts > 1) say(`the cluster formed on fresh start ${stack.formAttempts} (its meta group left a server out before)`);
   const ledger = watchLedger(stack.ledgerDir);
   const slots: ActorSlot[] = [];
   const aborter = new AbortController();

@@ -8,7 +8,7 @@
  * the streams at R3 (MOONMIND_STREAM_REPLICAS=3) and NATS_URL naming all three: one node can be
  * SIGKILLed and brought back on the same port, store and conf while the other two carry on.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -33,6 +33,8 @@ export interface ChaosStack {
   env: Record<string, string>;
   /** How many nats-servers: 1, or 3 in a cluster. */
   servers: number;
+  /** Fresh starts the cluster took until its meta group held every server (1 alone, and normally). */
+  formAttempts: number;
   /** "nats-server" alone; "nats-server-<n>" (1-based) in a cluster. */
   nodeName(index: number): string;
   serverPid(index?: number): number | undefined;
@@ -78,6 +80,7 @@ export async function createChaosStack(concurrency: number, servers = 1): Promis
     logDir,
     env: {},
     servers: nodes.length,
+    formAttempts: 1,
     nodeName: (i) => nodes[i]!.name,
     serverPid: (i = 0) => nodes[i]?.server?.pid,
     async stopServer() {
@@ -114,7 +117,7 @@ export async function createChaosStack(concurrency: number, servers = 1): Promis
     },
   };
   try {
-    await stack.startServer();
+    stack.formAttempts = await formCluster(stack, nodes);
     stack.url = nodes.map((n) => n.server!.url).join(",");
     stack.env = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -140,10 +143,61 @@ export async function createChaosStack(concurrency: number, servers = 1): Promis
     };
     await provisionWhenReady(stack.url, loadConfig(stack.env), CLUSTER_READY_MS);
   } catch (err) {
+    // What each server said, before its log goes with the directory.
+    const said = nodes.length > 1 && !String((err as Error).message).startsWith("the cluster's meta group") ? await Promise.all(nodes.map((n) => describeNode(n))) : [];
     await stack.close(false);
-    throw err;
+    throw said.length > 0 ? new Error(`${(err as Error).message}\n${said.join("\n")}`, { cause: err }) : err;
   }
   return stack;
+}
+
+/** A server joins the meta group within this of its start (well under a second, measured). */
+const FORM_MS = 10_000;
+const FORM_ATTEMPTS = 3;
+
+/**
+ * Starts the servers; a cluster must form with every server in its meta group. Started all at
+ * once, nats-server 2.10 sometimes does not (about one fresh start in ten here): two servers
+ * elect a leader between them, the third follows it without ever being taken in as a peer, and
+ * every R3 create fails "no suitable peers for placement" for good. So the first two start
+ * together and form the group, then each further one joins it (20 of 20 formed, each step well
+ * under a second). Should that still fail, nothing is stored yet: the servers are stopped, their
+ * stores wiped, and it starts afresh (bounded). Returns the starts it took.
+ */
+async function formCluster(stack: ChaosStack, nodes: Node[]): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    if (nodes.length === 1) {
+      await stack.startServer();
+      return attempt;
+    }
+    let formed = true;
+    for (let i = 0; i < nodes.length && formed; i++) {
+      await startNode(nodes[i]!);
+      if (i > 0) formed = await metaFormed(nodes.slice(0, i + 1), FORM_MS);
+    }
+    if (formed) return attempt;
+    if (attempt >= FORM_ATTEMPTS) {
+      const said = await Promise.all(nodes.map((n) => describeNode(n)));
+      throw new Error(`the cluster's meta group did not take in all ${nodes.length} servers in ${attempt} fresh starts\n${said.join("\n")}`);
+    }
+    await stack.stopServer();
+    await Promise.all(nodes.map((n) => rm(n.opts.storeDir!, { recursive: true, force: true })));
+  }
+}
+
+/** Whether some server's /jsz names a meta leader with all of `nodes` peers of its group, within `timeoutMs`. */
+async function metaFormed(nodes: Node[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const n of nodes) {
+      const meta = await fetch(`http://127.0.0.1:${n.monitorPort}/jsz`, { signal: AbortSignal.timeout(1_000) })
+        .then(async (r) => ((await r.json()) as Jsz).meta_cluster)
+        .catch(() => undefined);
+      if (meta?.leader && (meta.replicas?.length ?? 0) + 1 >= nodes.length) return true;
+    }
+    await sleep(200);
+  }
+  return false;
 }
 
 /** Three (or n) nodes on loopback: fixed ports, each its own store and log, routes to all. */
@@ -207,7 +261,7 @@ async function waitHealthy(n: Node, timeoutMs: number): Promise<void> {
 }
 
 interface Jsz {
-  meta_cluster?: { leader?: string };
+  meta_cluster?: { leader?: string; replicas?: Array<{ name: string }> };
   account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string } }> }>;
 }
 
@@ -217,6 +271,16 @@ async function leadership(n: Node): Promise<string[]> {
   const me = n.serverName;
   const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).filter((d) => d.cluster?.leader === me).map((d) => d.name);
   return [...(jsz.meta_cluster?.leader === me ? ["meta"] : []), ...streams.sort()];
+}
+
+/** A cluster node for a failure message: its meta view (/jsz) and the last warnings, errors and cluster lines of its log. */
+async function describeNode(n: Node): Promise<string> {
+  const meta = await fetch(`http://127.0.0.1:${n.monitorPort}/jsz`, { signal: AbortSignal.timeout(2_000) })
+    .then(async (r) => JSON.stringify(((await r.json()) as { meta_cluster?: unknown }).meta_cluster ?? null))
+    .catch((e: unknown) => `no /jsz (${(e as Error).message})`);
+  const log = await readFile(n.opts.logFile!, "utf8").catch(() => "");
+  const lines = log.split("\n").filter((l) => /\[(ERR|WRN|FTL)\]|JetStream cluster|peer/i.test(l)).slice(-12);
+  return `${n.name} (pid ${n.server?.pid ?? "down"}, port ${n.opts.port}): meta ${meta}${lines.map((l) => `\n    ${l}`).join("")}`;
 }
 
 /** Not ready yet, on a cluster still electing its meta leader or learning its peers. */

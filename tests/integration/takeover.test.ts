@@ -11,13 +11,15 @@ import { canConnect, freePort } from "../helpers/net.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Intake } from "../../actors/intake/intake.js";
+import type { Worker } from "../../actors/worker/worker.js";
 import { spawnActor } from "../../src/cli/commands/actor.js";
 import { newRunRecord } from "../../src/runs/record.js";
 import { claimed } from "../../src/runs/claim.js";
 import { route } from "../../src/routing.js";
 import { JobRequestSchema } from "../../src/schemas/job.js";
+import type { WorkerRecord } from "../../src/schemas/events.js";
 import type { RunRecord } from "../../src/schemas/run.js";
-import { BUCKETS, SUBJECTS } from "../../src/subjects.js";
+import { BUCKETS, STREAMS, SUBJECTS } from "../../src/subjects.js";
 import { VERSION } from "../../src/version.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
@@ -237,4 +239,106 @@ describe("a run stopped or taken over during its checkout", () => {
       await stack.runs.update(id, (r) => ({ ...r, state: "cancelled", updatedAt: new Date().toISOString() }));
     }
   }, 40_000);
+});
+
+describe("a run held by a worker restarted under its old id", () => {
+  // A container keeps its id: the new life heartbeats as the run's holder, yet it runs only what
+  // is delivered to it, and the run's shard is not its to serve. It does not hold what its killed
+  // life held: another worker takes that over. A run its current life claimed it does hold.
+  const HOLDER = "w-reborn";
+  const HEIR = "w-heir";
+  let r: ReturnType<typeof route>;
+  let reborn: Worker | undefined;
+  let heir: Worker | undefined;
+  let workers: KV;
+
+  const request = (id: string, body: string) =>
+    JobRequestSchema.parse({
+      id,
+      type: "task",
+      repository: stack.repo,
+      targetRuntime: "codex",
+      task: { instructions: `ledger ${ledger(id)}\n${body}`, runtime: { mode: "codex" } },
+    });
+  const holderRecord = async () => (await workers.get(HOLDER))!.json() as WorkerRecord;
+  const of = (id: string, type: string) => events.events.filter((e) => e.jobId === id && e.type === type);
+
+  beforeAll(async () => {
+    r = route("codex", stack.repo, 3);
+    const others = [0, 1, 2].filter((s) => s !== r.shard).join(",");
+    workers = await new Kvm(stack.nc).open(BUCKETS.workers);
+    reborn = await startWorker(stack, HOLDER, { MOONMIND_WORKER_SHARDS: others, MOONMIND_WORKDIR: join(stack.dir, "ws-reborn") });
+    heir = await startWorker(stack, HEIR, { MOONMIND_WORKER_SHARDS: String(r.shard), MOONMIND_WORKDIR: join(stack.dir, "ws-heir") });
+  });
+
+  afterAll(async () => {
+    await heir?.stop();
+    await reborn?.stop();
+  });
+
+  it("a run its killed life held is taken over by another worker and ends once, though the holder's id heartbeats", async () => {
+    const id = "reborn-held";
+    const job = request(id, "write R.md: r");
+    // What the killed life left: running under its id, claimed before the new life started.
+    const before = new Date(Date.now() - 60_000).toISOString();
+    expect(await stack.runs.create(claimed(newRunRecord(job, r, before), HOLDER, before))).toBe(true);
+    const life = await holderRecord();
+    expect(life).toMatchObject({ state: "serving", inFlight: [] });
+    expect(Date.parse(life.startedAt)).toBeGreaterThan(Date.parse(before));
+
+    await stack.js.publish(r.subject, JSON.stringify(job));
+    expect(await events.waitFor(terminal(id), 15_000)).toMatchObject({ type: "succeeded", workerId: HEIR, attempt: 2 });
+    expect((await stack.runs.get(id))!.record).toMatchObject({ state: "succeeded", workerId: HEIR, attempts: 2 });
+    expect(of(id, "claimed")).toEqual([expect.objectContaining({ workerId: HEIR, attempt: 2 })]);
+    expect(events.events.filter(terminal(id))).toHaveLength(1);
+    expect(count(id, "start")).toBe(1);
+    // The holder was alive throughout: the run was not taken for a dead worker's.
+    expect((await holderRecord()).startedAt).toBe(life.startedAt);
+  }, 30_000);
+
+  it("a run its current life claimed stays its own: the other worker finds it busy, delivery after delivery", async () => {
+    const id = "reborn-fresh";
+    const job = request(id, "write F.md: f");
+    const now = new Date().toISOString();
+    expect(await stack.runs.create(claimed(newRunRecord(job, r, now), HOLDER, now))).toBe(true);
+    const seeded = (await stack.runs.get(id))!;
+    // Claimed by this life (after it started), not yet in its heartbeat's in-flight list.
+    const life = await holderRecord();
+    expect(Date.parse(life.startedAt)).toBeLessThan(Date.parse(now));
+    expect(life.inFlight).not.toContain(id);
+
+    // Each delivery the heir finds busy it hands back (-NAK) on the message's ack subject.
+    let seq = -1;
+    const naks: string[] = [];
+    let sawNaks: () => void = () => undefined;
+    const threeNaks = new Promise<void>((resolve) => (sawNaks = resolve));
+    const sub = stack.nc.subscribe(`$JS.ACK.${STREAMS.jobs}.${r.consumer}.>`, {
+      callback: (_err, msg) => {
+        // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ms>.<pending>
+        if (Number(msg.subject.split(".")[5]) !== seq || !msg.string().startsWith("-NAK")) return;
+        naks.push(msg.string());
+        if (naks.length >= 3) sawNaks();
+      },
+    });
+    try {
+      await stack.nc.flush();
+      seq = (await stack.js.publish(r.subject, JSON.stringify(job))).seq;
+      // Two busy answers a TTL apart would have been a takeover were the holder taken for gone
+      // (the first starts its silence wait, the second ends it): three leave no doubt.
+      await Promise.race([
+        threeNaks,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`saw ${naks.length} NAKs of ${id} within 10 s`)), 10_000).unref()),
+      ]);
+      const after = (await stack.runs.get(id))!;
+      expect(after.revision).toBe(seeded.revision);
+      expect(after.record).toMatchObject({ state: "running", workerId: HOLDER, attempts: 1 });
+      expect(of(id, "claimed")).toEqual([]);
+      expect(events.events.filter(terminal(id))).toEqual([]);
+      expect(count(id, "start")).toBe(0);
+    } finally {
+      sub.unsubscribe();
+      // Let the message go: the run ends here.
+      await stack.runs.update(id, (rec) => ({ ...rec, state: "cancelled", updatedAt: new Date().toISOString() }));
+    }
+  }, 30_000);
 });
