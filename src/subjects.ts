@@ -46,6 +46,7 @@ export const JOB_EVENTS = [
   "retrying",
   "waiting",
   "requeued",
+  "state",
 ] as const;
 export type JobEventType = (typeof JOB_EVENTS)[number];
 
@@ -58,6 +59,7 @@ export const WORKER_EVENTS = [
   "resumed",
   "draining",
   "offline",
+  "state",
 ] as const;
 export type WorkerEventType = (typeof WORKER_EVENTS)[number];
 

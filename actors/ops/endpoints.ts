@@ -36,7 +36,7 @@ export const OPS_ENDPOINTS: OpsEndpointDef[] = [
   def({ name: "shards", subject: OPS.shards, schema: ShardsRequestSchema, run: shards, description: "health of every shard: depth, bound workers and their logins, why jobs wait; body {runtime?}" }),
   def({ name: "workers", subject: OPS.workers, schema: WorkersRequestSchema, run: workers, description: "every live worker: runtimes, shards, logins, in-flight jobs, version, uptime; body {all?}" }),
   def({ name: "runs-list", subject: OPS.runsList, schema: RunsListRequestSchema, run: listRuns, description: "runs newest first; body {state?, runtime?, repository?, shard?, limit?}" }),
-  def({ name: "runs-get", subject: OPS.runsGet, schema: RunsGetRequestSchema, run: getRun, description: "one run's record and event history; body {runId}" }),
+  def({ name: "runs-get", subject: OPS.runsGet, schema: RunsGetRequestSchema, run: getRun, description: "one run's record and event history; body {runId, states?} (states: also the machine's frames)" }),
   def({ name: "runs-cancel", subject: OPS.runsCancel, schema: RunsCancelRequestSchema, run: cancelRun, description: "cancel a queued or running run; body {runId, reason?}" }),
   def({ name: "runs-retry", subject: OPS.runsRetry, schema: RunsRetryRequestSchema, run: retryRun, description: "queue a failed, cancelled or dead-lettered run again; body {runId}" }),
   def({ name: "runs-preflight", subject: OPS.runsPreflight, schema: RunsPreflightRequestSchema, run: preflightRun, description: "re-run the run's login preflight on a worker serving its shard; body {runId, forceRefresh?}" }),

@@ -2,7 +2,7 @@
  * One login (a runtime's volume) as a worker hosts it: its adapter, its auth machine, the
  * per-login bound on concurrent runs, and whether its shards are being pulled.
  */
-import { createActor, fromPromise, waitFor, type Actor } from "xstate";
+import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } from "xstate";
 import { authMachine, type AuthAnnouncement } from "../../machines/auth.machine.js";
 import type { ShardBinding } from "../../src/config.js";
 import type { Logger } from "../../src/logger.js";
@@ -24,6 +24,8 @@ export class Login {
     settings: { ttlMs: number; recheckMs: number },
     announce: (login: Login, a: AuthAnnouncement) => void,
     log: Logger,
+    /** XState inspection (the live view's transitions). */
+    inspect?: (ev: InspectionEvent) => void,
   ) {
     this.key = loginKey(adapter.runtime, volume);
     this.auth = createActor(
@@ -44,7 +46,7 @@ export class Login {
         },
         actions: { announce: (_, a) => announce(this, a) },
       }),
-      { input: settings },
+      { input: settings, ...(inspect ? { inspect } : {}) },
     );
   }
 

@@ -4,6 +4,8 @@
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import { createActor, toPromise, type Actor } from "xstate";
+import { transitionInspector } from "../../src/machine-state.js";
+import { jobMeta } from "../../src/schemas/job.js";
 import type { Settlement } from "../../machines/job.machine.js";
 import { retryDelayMs } from "../../src/backoff.js";
 import type { Env } from "../../src/config.js";
@@ -71,6 +73,15 @@ export function startJob(
         retryDelayMs(attempt, { baseMs: env.MOONMIND_RETRY_BACKOFF_MS, maxMs: env.MOONMIND_RETRY_BACKOFF_MAX_MS, jitter: 0.2 }, Math.random),
       requeueDelayMs: env.MOONMIND_WORKER_TTL_MS,
     },
+    // The live view follows the job from its claim on: a delivery refused before it (busy,
+    // duplicate) is not this worker's run and draws nothing.
+    inspect: transitionInspector("job", (t, snapshot) => {
+      const attempt = (snapshot.context as { attempt?: number } | undefined)?.attempt ?? 0;
+      if (attempt === 0) return;
+      deps.publisher
+        .job(job.id, { type: "state", machine: "job", workerId: deps.workerId, attempt, ...t }, jobMeta(job))
+        .catch((err: unknown) => jobLog.debug({ err }, "state event not published"));
+    }),
   });
   const done = toPromise(actor)
     .then(async (output) => {

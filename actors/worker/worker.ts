@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { Service } from "@nats-io/services";
+import { transitionInspector, type MachineTransition } from "../../src/machine-state.js";
 import { createActor, fromPromise, toPromise, waitFor, type Actor } from "xstate";
 import type { AuthAnnouncement } from "../../machines/auth.machine.js";
 import { workerMachine, type StartupReport } from "../../machines/worker.machine.js";
@@ -91,7 +92,9 @@ export class Worker implements AsyncDisposable {
       let login = this.logins.get(key);
       if (!login) {
         const env = config.env;
-        login = new Login(adapter, volume, { ttlMs: env.MOONMIND_AUTH_TTL_MS, recheckMs: Math.min(env.MOONMIND_AUTH_TTL_MS, 30_000) }, (l, a) => this.announce(l, a), log);
+        const settings = { ttlMs: env.MOONMIND_AUTH_TTL_MS, recheckMs: Math.min(env.MOONMIND_AUTH_TTL_MS, 30_000) };
+        const inspect = transitionInspector("auth", (t) => this.publishState({ machine: "auth", login: key, ...t }));
+        login = new Login(adapter, volume, settings, (l, a) => this.announce(l, a), log, inspect);
         this.logins.set(key, login);
       }
       login.bindings.push(binding);
@@ -99,6 +102,7 @@ export class Worker implements AsyncDisposable {
     }
     this.machine = createActor(this.provideMachine(), {
       input: { logins: [...this.logins.keys()], strict: config.env.MOONMIND_STARTUP_STRICT },
+      inspect: transitionInspector("worker", (t) => this.publishState({ machine: "worker", ...t })),
     });
   }
 
@@ -291,6 +295,11 @@ export class Worker implements AsyncDisposable {
     });
     this.loops.push(this.dispatcher.run());
     this.log.info({ logins: [...this.logins.keys()], paused, concurrency: this.config.env.MOONMIND_WORKER_CONCURRENCY }, "worker serving");
+  }
+
+  /** A worker or auth machine's transition, for the live view; losing one costs a frame, not a job. */
+  private publishState(body: { machine: "worker" | "auth"; login?: string } & MachineTransition): void {
+    this.publisher.worker(this.id, { type: "state", ...body }).catch((err: unknown) => this.log.debug({ err }, "state event not published"));
   }
 
   /** Every result of a login check: published, recorded, and turned into pause or resume. */

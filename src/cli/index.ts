@@ -46,6 +46,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--since <duration>", "history from this long ago: 30s, 10m, 2h, 1d or all (default: all for a job, 10m otherwise)")
     .option("--workers", "include worker events (heartbeats only with --heartbeats)")
     .option("--heartbeats", "with --workers: include worker heartbeats")
+    .option("--states", "include machine transitions (`state` events: the live view's source)")
     .option("--follow", "for one job: keep following after it ends")
     .option("--appear-timeout <seconds>", "for an id with no record and no events yet: how long to wait for it (default 10)")
     .option("--json", "one JSON event per line")

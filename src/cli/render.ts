@@ -34,6 +34,8 @@ export function describeJobEvent(e: JobEvent): string {
       return `waiting: ${e.reason}`;
     case "requeued":
       return `requeued by ${e.by} after it ${AFTER[e.previousState]}: attempt ${e.attempt} on ${e.subject}`;
+    case "state":
+      return `machine ${e.states.join(" + ")} (on ${e.event}, ${e.workerId})`;
   }
 }
 
@@ -55,6 +57,8 @@ export function describeWorkerEvent(e: WorkerEvent): string {
       return `draining (${e.inFlight.length} running)`;
     case "offline":
       return `offline: ${e.reason}`;
+    case "state":
+      return `${e.machine}${e.login ? ` ${e.login}` : ""} machine ${e.states.join(" + ")} (on ${e.event})`;
   }
 }
 

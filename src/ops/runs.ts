@@ -56,21 +56,26 @@ export async function listRuns(ctx: OpsContext, req: z.output<typeof RunsListReq
 export async function getRun(ctx: OpsContext, req: RunsGetRequest): Promise<RunsGetReply> {
   const stored = await ctx.runs.get(req.runId);
   if (!stored) throw notFound(`no run ${req.runId}: check the id with 'moonmind runs list' (ops.runs.list)`);
-  const { events, truncated } = await runEvents(ctx, req.runId);
+  const { events, truncated } = await runEvents(ctx, req.runId, { states: req.states === true });
   return { record: stored.record, events, truncated };
 }
 
-/** The job's events in stream order, at most MAX_RUN_EVENTS, one direct lookup each. */
-export async function runEvents(ctx: OpsContext, jobId: string): Promise<{ events: RunsGetReply["events"]; truncated: boolean }> {
+/** The job's events in stream order, at most MAX_RUN_EVENTS, one direct lookup each; its machine's frames only if asked. */
+export async function runEvents(
+  ctx: OpsContext,
+  jobId: string,
+  opts: { states?: boolean } = {},
+): Promise<{ events: RunsGetReply["events"]; truncated: boolean }> {
   const filter = jobEventFilter(jobId);
   const events: RunsGetReply["events"] = [];
   let seq = 1;
   for (;;) {
     const m = await ctx.jsm.streams.getMessage(STREAMS.status, { next_by_subj: filter, seq } as unknown as { seq: number });
     if (!m) return { events, truncated: false };
+    seq = m.seq + 1;
+    if (!opts.states && m.subject.endsWith(".state")) continue;
     if (events.length === MAX_RUN_EVENTS) return { events, truncated: true };
     const body = parseJson(m.data);
     events.push({ seq: m.seq, subject: m.subject, event: body !== null && typeof body === "object" ? (body as Record<string, unknown>) : { raw: m.string() } });
-    seq = m.seq + 1;
   }
 }

@@ -13,6 +13,11 @@ export type RequeueableState = z.infer<typeof RequeueableStateSchema>;
 
 const jobBase = { at: z.string(), jobId: z.string(), meta: JobMetaSchema.optional() };
 const onWorker = { workerId: z.string(), attempt: z.number().int() };
+/**
+ * A machine's transition as the live view draws it: the active state ids of the diagram
+ * (`job.running.agent`; more than one inside a parallel state) and the event type that caused it.
+ */
+const machineState = { states: z.array(z.string()).min(1), event: z.string() };
 
 export const JobEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("accepted"), ...jobBase, runtime: RuntimeSchema, repository: z.string() }),
@@ -76,6 +81,8 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     by: z.enum(["ops"]),
     subject: z.string(),
   }),
+  /** The job machine entered new states (for the live view): its active state ids and the event that moved it. */
+  z.object({ type: z.literal("state"), ...jobBase, ...onWorker, machine: z.literal("job"), ...machineState }),
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
 export type JobEventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>;
@@ -113,6 +120,8 @@ export const WorkerEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("resumed"), ...workerBase, runtime: RuntimeSchema, volume: z.string(), shards: z.array(z.string()) }),
   z.object({ type: z.literal("draining"), ...workerBase, inFlight: z.array(z.string()) }),
   z.object({ type: z.literal("offline"), ...workerBase, reason: z.string() }),
+  /** The worker machine, or one login's auth machine (`login` = `<runtime>:<volume>`), entered new states. */
+  z.object({ type: z.literal("state"), ...workerBase, machine: z.enum(["worker", "auth"]), login: z.string().optional(), ...machineState }),
 ]);
 export type WorkerEvent = z.infer<typeof WorkerEventSchema>;
 

@@ -137,7 +137,8 @@ export const RunsListReplySchema = z.object({ runs: z.array(RunSummarySchema), t
 export type RunsListReply = z.infer<typeof RunsListReplySchema>;
 
 export const RunIdRequestSchema = z.strictObject({ runId: IdSchema });
-export const RunsGetRequestSchema = RunIdRequestSchema;
+/** `states`: also the job machine's `state` frames (the live view's), which the history leaves out otherwise. */
+export const RunsGetRequestSchema = RunIdRequestSchema.extend({ states: z.boolean().optional() });
 export type RunsGetRequest = z.infer<typeof RunsGetRequestSchema>;
 
 /** One event of the run's history from STATUS, in stream order. */

@@ -10,13 +10,18 @@ export interface EventLog {
   close(): void;
 }
 
-/** Records every job event from now on (core subscription; parsed with the published schema). */
-export function recordJobEvents(nc: NatsConnection, jobId = "*"): EventLog {
+/**
+ * Records every job event from now on (core subscription; parsed with the published schema).
+ * The machine's `state` frames (the live view's source) only with `states: true`, so a test of
+ * what a job did reads its story, not its machine's every step.
+ */
+export function recordJobEvents(nc: NatsConnection, jobId = "*", opts: { states?: boolean } = {}): EventLog {
   const events: JobEvent[] = [];
   const waiters: Array<{ match: (e: JobEvent) => boolean; resolve: (e: JobEvent) => void }> = [];
   const sub: Subscription = nc.subscribe(jobEventFilter(jobId), {
     callback: (_err, msg) => {
       const event = JobEventSchema.parse(msg.json());
+      if (event.type === "state" && !opts.states) return;
       events.push(event);
       for (const w of [...waiters]) {
         if (w.match(event)) {

@@ -138,6 +138,7 @@ async function follow(
   let lastWaiting: string | undefined;
   try {
     for await (const item of followStatus(nc, { filter: [jobEventFilter(jobId), submissionEventFilter(jobId)], signal: controller.signal })) {
+      if (item.kind === "job" && item.event.type === "state") continue; // machine transitions are the live view's
       progress.clear();
       if (item.kind === "submission") {
         report(ctx, opts, item.event);

@@ -15,6 +15,8 @@ export interface WatchOptions {
   since?: string;
   workers?: boolean;
   heartbeats?: boolean;
+  /** Machine transitions (`state` events, what the live view draws) too. */
+  states?: boolean;
   follow?: boolean;
   /** For one job: how long to wait for an id that has no record and no events yet (seconds). */
   appearTimeout?: string;
@@ -26,11 +28,13 @@ export function exitForTerminal(e: JobEvent): number {
 }
 
 /** Subject filters: one job (and its submissions), or every job, plus worker events (heartbeats only if asked). */
-export function watchFilters(jobId: string | undefined, opts: Pick<WatchOptions, "workers" | "heartbeats">): string[] {
+export function watchFilters(jobId: string | undefined, opts: Pick<WatchOptions, "workers" | "heartbeats" | "states">): string[] {
   if (jobId) return [jobEventFilter(jobId), submissionEventFilter(jobId)];
   const filters = [jobEventFilter(), submissionEventFilter()];
   if (opts.workers) {
-    for (const type of WORKER_EVENTS) if (type !== "heartbeat" || opts.heartbeats) filters.push(workerEventSubject("*", type));
+    for (const type of WORKER_EVENTS) {
+      if ((type !== "heartbeat" || opts.heartbeats) && (type !== "state" || opts.states)) filters.push(workerEventSubject("*", type));
+    }
   }
   return filters;
 }
@@ -68,6 +72,7 @@ export async function watchCommand(ctx: CliContext, rawId: string | undefined, o
         appearTimer = undefined;
         neverSeen = false;
       }
+      if (item.kind !== "submission" && item.event.type === "state" && !opts.states) continue;
       // A waiting reason is shown once until something else happens to the job.
       if (item.kind === "job" && item.event.type === "waiting") {
         const key = `${item.event.jobId} ${item.event.reason}`;
