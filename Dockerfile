@@ -16,9 +16,10 @@ COPY . .
 RUN npm ci --no-audit --no-fund --loglevel=error \
  && npm run build \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
- && mkdir -p /out/app/src/cli \
+ && mkdir -p /out/app/src/cli /out/app/src/viz \
  && cp -a package.json node_modules dist /out/app/ \
- && cp src/cli/bin.mjs /out/app/src/cli/bin.mjs
+ && cp src/cli/bin.mjs /out/app/src/cli/bin.mjs \
+ && cp -a src/viz/page /out/app/src/viz/page
 
 FROM ${NODE_IMAGE}
 # git for workspaces, bubblewrap (+ setpriv from util-linux) for the agents' sandbox, ssh for

@@ -36,6 +36,8 @@ export async function hostActor(
   name: string,
   create: (ctx: ActorContext) => HostedActor,
   source: NodeJS.ProcessEnv = process.env,
+  /** `provision: false` for a reader (the live view), whose role may not create streams. */
+  opts: { provision?: boolean } = {},
 ): Promise<number> {
   let log = createLogger({ actor: name });
   let actor: HostedActor | undefined;
@@ -84,12 +86,14 @@ export async function hostActor(
     });
     log.info({ url: displayUrl(url), from, build: COMPILED ? "compiled" : "source" }, "connected to NATS");
     // JetStream may be electing its leaders (a node of the cluster just went): waited for as the server is.
-    const report = await whileJetStreamAway("provisioning", () => provision(nc, config), {
-      waitMs: config.env.MOONMIND_CONNECT_WAIT_MS,
-      signal: starting.signal,
-      log,
-    });
-    if (report.created.length + report.updated.length > 0) log.info(report, "provisioned");
+    if (opts.provision !== false) {
+      const report = await whileJetStreamAway("provisioning", () => provision(nc, config), {
+        waitMs: config.env.MOONMIND_CONNECT_WAIT_MS,
+        signal: starting.signal,
+        log,
+      });
+      if (report.created.length + report.updated.length > 0) log.info(report, "provisioned");
+    }
     nc.closed().then((err) => {
       if (err) log.error({ err }, "NATS connection closed with an error");
     });

@@ -131,7 +131,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command("health [actor]")
-    .description("exit 0 if the actors of this data dir (or the one named: intake, worker, ops) are connected and serving")
+    .description("exit 0 if the actors of this data dir (or the one named: intake, worker, ops, viz) are connected and serving")
     .option("--json", "machine-readable output")
     .action(async (actor: string | undefined, opts) => setExit(await (await import("./commands/health.js")).healthCommand(cliContext(), actor, opts)));
 
@@ -192,7 +192,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command("viz")
-    .description("state-machine diagrams generated from the machines' definitions: --export mermaid|svg|json")
+    .description("the live view: an HTTP server (MOONMIND_VIZ_HOST:MOONMIND_VIZ_PORT, 127.0.0.1:4280) with every actor's machine state, panels and actions; --export writes a machine's diagram instead")
     .option("--export <format>", "mermaid | svg | json")
     .option("--machine <name>", "worker | auth | job (default: all)")
     .option("--out <path>", "a file (one machine) or a directory (all)")

@@ -1,6 +1,6 @@
 /**
  * The processes of a one-machine stack: a local nats-server (unless NATS_URL names one),
- * provisioning, intake, ops and the given workers as child processes, and an ordered stop.
+ * provisioning, intake, ops, the live view and the given workers as child processes, and an ordered stop.
  * `moonmind dev` and `moonmind demo` both run on it.
  *
  * - The data dir is locked: a second stack on the same store is refused, a stale lock taken over.
@@ -13,7 +13,7 @@
  *   port and store, the lock and nats.url naming the new process; the actors reconnect to it.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Config } from "../config.js";
 import { Kvm } from "@nats-io/kv";
@@ -21,6 +21,8 @@ import { connectNats } from "../nats/connect.js";
 import { provision, type ProvisionReport } from "../nats/provision.js";
 import { DEV_URL_FILE } from "../nats/url.js";
 import { BUCKETS } from "../subjects.js";
+import { EXIT_CODES } from "../errors.js";
+import { VIZ_URL_FILE } from "../viz/url-file.js";
 import { spawnActor, type ActorName } from "./commands/actor.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { keepNatsServer, type KeptServer } from "./local-server.js";
@@ -41,6 +43,8 @@ export interface LocalStack {
   dataDir: string;
   report: ProvisionReport;
   children: Map<string, ChildProcess>;
+  /** The live view's address, once it serves (undefined when it could not start; its error is on stderr). */
+  vizUrl: string | undefined;
   /** Crashes, restarts (of the actors and of the stack's own nats-server, named `nats-server`), and actors that stopped by themselves. */
   onChildEvent(cb: (e: ChildEvent) => void): void;
   stop(): Promise<void>;
@@ -121,6 +125,7 @@ async function supervise(s: {
   const specs: Array<{ name: string; actor: ActorName; env: NodeJS.ProcessEnv }> = [
     { name: "intake", actor: "intake", env },
     { name: "ops", actor: "ops", env },
+    { name: "viz", actor: "viz", env },
     ...s.opts.workers.map((w) => ({ name: w.name, actor: "worker" as const, env: { ...env, ...w.env } })),
   ];
   const children = new Map<string, ChildProcess>();
@@ -144,6 +149,11 @@ async function supervise(s: {
         listener?.({ kind: "stopped", name: spec.name, why: "it stopped by itself (drained); it stays down" });
         return;
       }
+      if (code === EXIT_CODES.config) {
+        // Its configuration is wrong (a port taken, a login missing with strict start-up): another start would fail alike.
+        listener?.({ kind: "stopped", name: spec.name, why: "its configuration stops it (exit 78, the reason is above); it stays down" });
+        return;
+      }
       const streak = Date.now() - startedAt > HEALTHY_AFTER_MS ? 0 : failures;
       const restartInMs = Math.min(RESTART_BASE_MS * 2 ** streak, RESTART_MAX_MS);
       listener?.({ kind: "crashed", name: spec.name, why, restartInMs });
@@ -159,9 +169,11 @@ async function supervise(s: {
   s.server?.onEvent((e) =>
     listener?.(e.kind === "crashed" ? { kind: "crashed", name: "nats-server", why: e.why, restartInMs: e.restartInMs } : { kind: "restarted", name: "nats-server" }),
   );
+  await rm(join(s.dataDir, VIZ_URL_FILE), { force: true }); // a stale address of an earlier stack
   for (const spec of specs) launch(spec, 0);
   const workerIds = s.opts.workers.map((w) => w.env.MOONMIND_WORKER_ID).filter((id): id is string => id !== undefined);
   await untilWorkersUp(s.url, workerIds, 60_000);
+  const vizUrl = await untilFileReads(join(s.dataDir, VIZ_URL_FILE), () => children.get("viz")?.exitCode !== null, 30_000);
 
   const graceMs = s.opts.stopGraceMs ?? s.config.env.MOONMIND_STOP_GRACE_MS + s.config.env.MOONMIND_KILL_GRACE_MS + 10_000;
   return {
@@ -170,6 +182,7 @@ async function supervise(s: {
     dataDir: s.dataDir,
     report: s.report,
     children,
+    vizUrl,
     onChildEvent: (cb) => {
       listener = cb;
     },
@@ -181,6 +194,17 @@ async function supervise(s: {
         await s.release();
       })()),
   };
+}
+
+/** The file's trimmed text once it exists; undefined if `gaveUp()` says so first or after `timeoutMs`. */
+async function untilFileReads(file: string, gaveUp: () => boolean, timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(file, "utf8").catch(() => undefined);
+    if (text?.trim()) return text.trim();
+    if (gaveUp() || Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** SIGTERM, then SIGKILL to its whole group past the grace: a stop always ends. */

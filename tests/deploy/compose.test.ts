@@ -82,7 +82,9 @@ describe.skipIf(compose === undefined)("docker compose config (no engine needed)
     const r = await run(compose![0]!, [...compose!.slice(1), "--profile", "demo", "config", "--format", "json"], cleanEnv(PASSWORDS));
     expect(r.code, r.stderr).toBe(0);
     const model = JSON.parse(r.stdout) as { services: Record<string, { volumes?: Array<{ source: string; target: string }> }>; volumes: Record<string, { name: string }> };
-    expect(Object.keys(model.services).sort()).toEqual(["claude-worker", "codex-worker", "demo-logins", "gemini-worker", "git", "intake", "model", "nats", "ops"]);
+    expect(Object.keys(model.services).sort()).toEqual(["claude-worker", "codex-worker", "demo-logins", "gemini-worker", "git", "intake", "model", "nats", "ops", "viz"]);
+    // The live view is published on loopback only: its page can cancel jobs.
+    expect((model.services.viz as { ports?: Array<{ host_ip?: string }> }).ports?.map((p) => p.host_ip)).toEqual(["127.0.0.1"]);
     expect(model.services["codex-worker"]!.volumes).toContainEqual(expect.objectContaining({ source: "codex_auth_volume", target: "/var/lib/codex-auth" }));
     expect(model.services["claude-worker"]!.volumes).toContainEqual(expect.objectContaining({ source: "claude_auth_volume", target: "/var/lib/claude-auth" }));
     expect(model.services["gemini-worker"]!.volumes).toContainEqual(expect.objectContaining({ source: "gemini_auth_volume", target: "/var/lib/gemini-auth" }));
@@ -131,6 +133,7 @@ describe.skipIf(!engine)("the compose fleet in a real Docker engine", () => {
       GEMINI_VOLUME_NAME: `${project}-gemini-auth`,
       NATS_PORT: String(await freePort()),
       NATS_MONITOR_PORT: String(await freePort()),
+      VIZ_PORT: String(await freePort()),
       MOONMIND_GIT_BASE_URL: "git://git",
       MOONMIND_CLAUDE_BASE_URL: "http://model:8090",
       MOONMIND_GEMINI_BASE_URL: "http://model:8090",
@@ -168,7 +171,7 @@ describe.skipIf(!engine)("the compose fleet in a real Docker engine", () => {
     const containers = ps.stdout.trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as { Service: string; State: string; Health: string });
     const running = containers.filter((c) => c.State === "running");
     expect(running.filter((c) => c.Service === "codex-worker")).toHaveLength(2);
-    for (const c of running.filter((c) => ["intake", "ops", "codex-worker", "claude-worker", "gemini-worker"].includes(c.Service))) {
+    for (const c of running.filter((c) => ["intake", "ops", "viz", "codex-worker", "claude-worker", "gemini-worker"].includes(c.Service))) {
       expect(c.Health, `${c.Service} health`).toBe("healthy");
     }
   }, 600_000);
@@ -212,6 +215,14 @@ describe.skipIf(!engine)("the compose fleet in a real Docker engine", () => {
     expect(seen.map((e) => e.type).at(-1), JSON.stringify(seen.at(-1)?.body)).toBe("succeeded");
     const patch = await (await new Objm(conn).open(OBJECT_STORES.artifacts)).getBlob(artifactKey(jobId, "changes.patch"));
     expect(new TextDecoder().decode(patch!)).toContain("+written by codex in a container");
+    // The live view (the viz service, under its read-only role) saw it end, and relays ops for it.
+    const viz = `http://127.0.0.1:${env.VIZ_PORT}/`;
+    const run = (await (await fetch(new URL(`api/runs/${jobId}`, viz))).json()) as { record: { state: string } };
+    expect(run.record.state).toBe("succeeded");
+    const live = (await (await fetch(new URL("api/live", viz))).json()) as { jobs: Array<{ jobId: string; record?: { state: string }; machine?: { states: string[] } }> };
+    const seenLive = live.jobs.find((j) => j.jobId === jobId);
+    expect(seenLive?.record?.state).toBe("succeeded");
+    expect(seenLive?.machine?.states).toEqual(["job.done"]);
   }, 300_000);
 
   it("finishes a job exactly once on the other replica when its worker container is killed mid-job", async () => {

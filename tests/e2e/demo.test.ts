@@ -15,7 +15,7 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 describe("moonmind demo", () => {
   it("runs one job per runtime with the real CLIs and prints each changes.patch", async () => {
     const r = await execa(process.execPath, [BIN, "demo", "--timeout", "120"], {
-      env: { ...process.env, MOONMIND_DATA_DIR: dir, MOONMIND_LOG_LEVEL: "warn" },
+      env: { ...process.env, MOONMIND_DATA_DIR: dir, MOONMIND_LOG_LEVEL: "warn", MOONMIND_VIZ_PORT: "0" },
       reject: false,
       timeout: 150_000,
       stdin: "ignore",

@@ -25,6 +25,7 @@ let dev: Dev;
 interface Dev {
   child: ChildProcess;
   exit: Promise<number | null>;
+  stdout: () => string;
   stderr: () => string;
 }
 
@@ -49,7 +50,7 @@ async function startDev(): Promise<Dev> {
     });
     child.once("exit", (code) => reject(new Error(`dev exited with ${code}: ${out}${err}`)));
   });
-  return { child, exit, stderr: () => err };
+  return { child, exit, stdout: () => out, stderr: () => err };
 }
 
 /** Every process on this machine started for this test's data dir (actors and their server). */
@@ -71,7 +72,7 @@ function stackProcesses(): Array<{ pid: number; cmd: string }> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "moonmind-dev-"));
   repo = await makeRepo(join(dir, "repo"));
-  env = { ...process.env, MOONMIND_DATA_DIR: join(dir, "var"), MOONMIND_LOG_LEVEL: "warn", MOONMIND_RETRY_BACKOFF_MS: "100" };
+  env = { ...process.env, MOONMIND_DATA_DIR: join(dir, "var"), MOONMIND_LOG_LEVEL: "warn", MOONMIND_RETRY_BACKOFF_MS: "100", MOONMIND_VIZ_PORT: "0" };
   delete env.NATS_URL;
   standInDir = join(dir, "var", "stand-in");
   dev = await startDev();
@@ -89,6 +90,15 @@ afterAll(async () => {
 });
 
 describe("the one-machine stack", () => {
+  it("prints the live view's address, which serves the page with every machine's diagram", async () => {
+    const url = /live view:\s+(http:\/\/127\.0\.0\.1:\d+\/)/.exec(dev.stdout())?.[1];
+    expect(url, dev.stdout()).toBeDefined();
+    const page = await fetch(url!);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    for (const machine of ["worker", "auth", "job"]) expect(html).toContain(`data-machine="${machine}"`);
+  });
+
   it("runs a job submitted with `moonmind submit --wait` to succeeded (exit 0)", async () => {
     const r = await moonmind("submit", "--repository", repo, "--instructions", "write NOTES.md: hello", "--id", "dev-ok", "--wait", "--json");
     expect(r.stderr).toBe("");

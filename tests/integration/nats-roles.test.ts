@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Intake } from "../../actors/intake/intake.js";
 import { Ops } from "../../actors/ops/ops.js";
+import { VizServer } from "../../src/viz/server.js";
 import { Worker } from "../../actors/worker/worker.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { connectNats } from "../../src/nats/connect.js";
@@ -266,13 +267,34 @@ describe("nats.conf roles", () => {
     await requestRefused(nc, "$JS.API.STREAM.DELETE.JOBS");
   });
 
-  it("refuses viz every publish but its reads", async () => {
+  it("serves the live view under the viz role: its model, the ops API and an action relayed", async () => {
+    const nc = await connectNats({ servers: roleUrl("viz"), name: "viz" });
+    const viz = new VizServer(nc, configFor("viz", { MOONMIND_VIZ_PORT: "0", MOONMIND_DATA_DIR: join(dir, "viz") }), quietLog);
+    await viz.start();
+    started.unshift(viz);
+    const get = async (path: string) => (await fetch(new URL(path, viz.url))).json() as Promise<Record<string, unknown>>;
+    await vi.waitFor(async () => {
+      const live = (await get("api/live")) as { workers: Array<{ workerId: string }>; jobs: Array<{ jobId: string; record?: { state: string } }> };
+      expect(live.workers.map((w) => w.workerId)).toContain("w-roles");
+      expect(live.jobs.find((j) => j.jobId === "roles-job-1")?.record?.state).toBe("succeeded");
+    }, { timeout: 10_000, interval: 100 });
+    expect(await get("api/shards")).toHaveProperty("shards");
+    const cancel = await fetch(new URL("api/runs/roles-job-1/cancel", viz.url), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(cancel.status).toBe(409); // ops answered: it has ended already
+    expect(await cancel.json()).toMatchObject({ code: 409, error: expect.stringMatching(/succeeded already/) });
+  });
+
+  it("refuses viz every publish but its reads and its page's actions", async () => {
     const nc = await login("viz");
     for (const subject of [SUBJECTS.submit, "jobs.codex.shard.0", "status.jobs.x.succeeded", "logs.jobs.x", "dead.jobs.x", `$KV.${BUCKETS.runs}.x`]) {
       expect(await publishRefused(nc, subject)).toMatch(/Permissions Violation for Publish/);
     }
-    await requestRefused(nc, OPS.runsCancel);
+    await requestRefused(nc, OPS.deadReplay);
+    await requestRefused(nc, "worker.w-1.cancel");
     await requestRefused(nc, "$JS.API.STREAM.DELETE.STATUS");
+    // The page's actions go through ops: a cancel of a run that does not exist is ops' own 404.
+    const cancel = await nc.request(OPS.runsCancel, JSON.stringify({ runId: "no-such-run" }), { timeout: 5_000 });
+    expect(cancel.headers?.get("Nats-Service-Error-Code")).toBe("404");
     const shards = await nc.request(OPS.shards, "{}", { timeout: 5_000 });
     expect(shards.json()).toHaveProperty("shards");
   });

@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { STOP_WITH_PARENT_ENV } from "../../actor-host.js";
 import { COMPILED, PROJECT_ROOT } from "../../paths.js";
 
-export const ACTORS = ["intake", "ops", "worker"] as const;
+export const ACTORS = ["intake", "ops", "worker", "viz"] as const;
 export type ActorName = (typeof ACTORS)[number];
 
 /** The actor's entry module: compiled under dist/ when this code is, else its source. */

@@ -63,7 +63,7 @@ export async function devCommand(ctx: CliContext, opts: DevOptions): Promise<num
     },
     workers,
   });
-  ctx.out(banner(stack.url, stack.ownServer, stack.report.created.length, opts.standIn === true, volumes, opts.standIn ? dataDir : undefined));
+  ctx.out(banner(stack.url, stack.vizUrl, stack.ownServer, stack.report.created.length, opts.standIn === true, volumes, opts.standIn ? dataDir : undefined));
   stack.onChildEvent((e) => {
     if (e.kind === "crashed") ctx.err(`moonmind dev: ${e.name} exited (${e.why}); restarting it in ${Math.round(e.restartInMs / 1000)} s`);
     else if (e.kind === "restarted") ctx.err(`moonmind dev: ${e.name} restarted`);
@@ -91,6 +91,7 @@ export async function devCommand(ctx: CliContext, opts: DevOptions): Promise<num
 
 function banner(
   url: string,
+  vizUrl: string | undefined,
   ownServer: boolean,
   created: number,
   standIn: boolean,
@@ -102,6 +103,7 @@ function banner(
   return `
 MoonMind Runtime is up${ownServer ? " with a local nats-server" : ""} (${created} streams, buckets and consumers created).
 
+  live view:     ${vizUrl ?? "did not start (its error is above; MOONMIND_VIZ_PORT picks another port)"}
   export NATS_URL=${url}      (for other terminals; the CLI also finds it from any directory of the project)
   workers dev-codex, dev-claude, dev-gemini: each pauses until its runtime is logged in
   login volumes: codex ${standIn ? "(scripted stand-in, no account needed)" : volumes.CODEX_VOLUME_PATH}

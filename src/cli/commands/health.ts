@@ -7,7 +7,7 @@ import { checkHealth } from "../../health.js";
 import { UsageError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 
-const ACTORS = ["intake", "worker", "ops"];
+const ACTORS = ["intake", "worker", "ops", "viz"];
 
 export async function healthCommand(ctx: CliContext, actor: string | undefined, opts: { json?: boolean }): Promise<number> {
   if (actor !== undefined && !ACTORS.includes(actor)) throw new UsageError(`actor must be one of ${ACTORS.join(", ")} (got '${actor}')`);

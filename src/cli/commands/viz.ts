@@ -1,4 +1,5 @@
 /**
+ * `moonmind viz`: the live view (src/viz/server.ts), run in this process as an actor.
  * `moonmind viz --export mermaid|svg|json [--machine NAME] [--out FILE]`: a machine's diagram,
  * generated from its definition, for documents (docs/diagrams/ is written this way by
  * `npm run diagrams`). Without --machine, every machine, one after another (mermaid, json) or
@@ -18,7 +19,9 @@ export interface VizOptions {
 
 export async function vizCommand(ctx: CliContext, opts: VizOptions): Promise<number> {
   if (!opts.export) {
-    throw new UsageError("moonmind viz: the live view is not served yet; --export mermaid|svg|json writes a machine's diagram");
+    if (opts.machine !== undefined || opts.out !== undefined) throw new UsageError("moonmind viz: --machine and --out go with --export");
+    const { runActorCommand } = await import("./actor.js");
+    return runActorCommand("viz");
   }
   if (!(EXPORT_FORMATS as readonly string[]).includes(opts.export)) {
     throw new UsageError(`moonmind viz: --export takes ${EXPORT_FORMATS.join(", ")}, not '${opts.export}'`);
