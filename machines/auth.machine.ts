@@ -2,9 +2,11 @@
  * The auth lifecycle of one login (a runtime's volume) on one worker. Pure: the check is an
  * actor the worker provides; time enters only through the named delays.
  *
- *   checking → ready | unauthenticated | unavailable
+ *   checking → ready | unauthenticated | unavailable;  ready | checking → limited
  *   ready:            re-checked every `ttlMs`, on CHECK, and left at once on LOGIN_EXPIRED
  *   not ready:        re-checked every `recheckMs` and on CHECK
+ *   limited:          a job met the plan's usage limit (USAGE_LIMITED): the login is sound but
+ *                     spent; re-checked when the limit resets (the host computes how long), or on CHECK
  *
  * `login status` can pass while the tokens are dead, so a job's own "login expired" output is
  * evidence too: after it, a timed re-check that still sees the same credentials (fingerprint)
@@ -13,10 +15,12 @@
 import { assign, fromPromise, setup, type DoneActorEvent } from "xstate";
 import type { PreflightResult } from "../src/schemas/run.js";
 
-export type AuthMachineState = "ready" | "unauthenticated" | "unavailable";
+/** What a login check can find; `limited` comes only from a job's answer. */
+export type AuthCheckState = "ready" | "unauthenticated" | "unavailable";
+export type AuthMachineState = AuthCheckState | "limited";
 
 export interface AuthCheckResult {
-  state: AuthMachineState;
+  state: AuthCheckState;
   result: PreflightResult;
   fingerprint?: string | undefined;
 }
@@ -27,16 +31,23 @@ export interface AuthMachineInput {
 }
 
 export interface AuthContext extends AuthMachineInput {
-  last?: AuthCheckResult | undefined;
+  last?: (Omit<AuthCheckResult, "state"> & { state: AuthMachineState }) | undefined;
   /** Credentials a job proved dead; the same fingerprint is not trusted again without force. */
   expiredFingerprint?: string | undefined;
   /** The next check was asked for by an operator: its pass is believed. */
   forced: boolean;
+  /** While limited: how long until the limit resets (ms, from the USAGE_LIMITED that set it). */
+  limitMs?: number | undefined;
 }
 
 export type AuthEvent =
   | { type: "CHECK"; force?: boolean }
-  | { type: "LOGIN_EXPIRED"; evidence: string; at: string; remedy: string };
+  | { type: "LOGIN_EXPIRED"; evidence: string; at: string; remedy: string }
+  /**
+   * A job's output shows the plan's usage limit: `until` is when it resets (ISO), `retryInMs` how
+   * long that is from now, both from the host (the CLI's reset time, or a bounded backoff).
+   */
+  | { type: "USAGE_LIMITED"; evidence: string; at: string; until: string; retryInMs: number };
 
 export interface AuthAnnouncement {
   state: AuthMachineState;
@@ -76,6 +87,25 @@ export const authMachine = setup({
         },
       };
     }),
+    recordLimit: assign(({ context, event }) => {
+      const e = event as Extract<AuthEvent, { type: "USAGE_LIMITED" }>;
+      return {
+        forced: false,
+        limitMs: e.retryInMs,
+        last: {
+          state: "limited" as const,
+          fingerprint: context.last?.fingerprint,
+          result: {
+            status: "failed" as const,
+            checkedAt: e.at,
+            ...(context.last?.result.volume ? { volume: context.last.result.volume } : {}),
+            message:
+              `usage limit until ${e.until}${context.last?.result.volume ? ` for volume ${context.last.result.volume}` : ""} (${e.evidence}): ` +
+              "its jobs wait in the stream, no attempt spent, and the login resumes by itself then",
+          },
+        },
+      };
+    }),
   },
   guards: {
     passedAndTrusted: ({ context, event }) => {
@@ -89,6 +119,7 @@ export const authMachine = setup({
   delays: {
     ttl: ({ context }) => context.ttlMs,
     recheck: ({ context }) => context.recheckMs,
+    limitReset: ({ context }) => context.limitMs ?? context.recheckMs,
   },
 }).createMachine({
   id: "auth",
@@ -98,7 +129,11 @@ export const authMachine = setup({
     checking: {
       // Evidence that arrives while a check runs must not be lost: that check's pass of the
       // same credentials will not be believed.
-      on: { LOGIN_EXPIRED: { actions: "recordEvidence" } },
+      on: {
+        LOGIN_EXPIRED: { actions: "recordEvidence" },
+        // The check cannot see a usage limit (login status passes): the job's answer decides.
+        USAGE_LIMITED: { target: "limited", actions: "recordLimit" },
+      },
       invoke: {
         src: "check",
         onDone: [
@@ -138,6 +173,17 @@ export const authMachine = setup({
       on: {
         CHECK: { target: "checking", actions: assign({ forced: ({ event }) => event.force === true }) },
         LOGIN_EXPIRED: { target: "unauthenticated", actions: "recordEvidence" },
+        USAGE_LIMITED: { target: "limited", actions: "recordLimit" },
+      },
+    },
+    limited: {
+      entry: { type: "announce", params: ({ context }) => ({ state: "limited" as const, result: context.last!.result }) },
+      after: { limitReset: { target: "checking", actions: assign({ limitMs: undefined }) } },
+      on: {
+        CHECK: { target: "checking", actions: assign({ forced: ({ event }) => event.force === true, limitMs: undefined }) },
+        LOGIN_EXPIRED: { target: "unauthenticated", actions: "recordEvidence" },
+        // A later reset time (another job's answer) moves the wake-up.
+        USAGE_LIMITED: { target: "limited", reenter: true, actions: "recordLimit" },
       },
     },
     unauthenticated: {

@@ -155,7 +155,11 @@ export const jobMachine = setup({
       (event as unknown as DoneActorEvent<ClaimResult>).output.kind === params.kind,
     preflightPassed: ({ event }) => (event as unknown as DoneActorEvent<PreflightResult>).output.status !== "failed",
     agentSucceeded: ({ event }) => (event as unknown as DoneActorEvent<AgentResult>).output.exitCode === 0,
-    agentLoginExpired: ({ event }) => (event as unknown as DoneActorEvent<AgentResult>).output.authExpired === true,
+    /** The login, not the job, is what failed: expired, or at its plan's usage limit. */
+    agentLoginBlocked: ({ event }) => {
+      const out = (event as unknown as DoneActorEvent<AgentResult>).output;
+      return out.authExpired === true || out.usageLimited === true;
+    },
     canRetry: ({ context }) => context.retryable && context.attempt < context.job.maxAttempts,
     isRetryable: ({ context }) => context.retryable,
     runConflict: ({ event }) => isRunConflict((event as { error?: unknown }).error),
@@ -299,7 +303,7 @@ export const jobMachine = setup({
         onDone: [
           { guard: "agentSucceeded", target: "exited", actions: assign({ agent: ({ event }) => event.output }) },
           {
-            guard: "agentLoginExpired",
+            guard: "agentLoginBlocked",
             target: "requeueing",
             actions: assign({
               agent: ({ event }) => event.output,

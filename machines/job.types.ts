@@ -33,6 +33,8 @@ export interface AgentResult {
   error?: RunError | undefined;
   /** Set when the adapter recognised an expired or revoked login in the output. */
   authExpired?: boolean | undefined;
+  /** Set when the output shows the plan's usage limit: the job goes back unspent, the login waits for the reset. */
+  usageLimited?: boolean | undefined;
 }
 
 export interface Collected {

@@ -56,6 +56,7 @@ export const SETTINGS = {
   MOONMIND_ALLOW_LOCAL_REPOS: [bool.default(false), "Accept local paths and file:// repositories (development and tests)."],
   MOONMIND_STARTUP_STRICT: [bool.default(true), "A worker whose runtime is not logged in exits 78 at start (false: it starts paused)."],
   MOONMIND_AUTH_TTL_MS: [int(1_000, 86_400_000).default(300_000), "How long a passed login check is trusted before it is re-run."],
+  MOONMIND_USAGE_LIMIT_BACKOFF_MS: [int(1_000, 86_400_000).default(900_000), "How long a login at its plan's usage limit waits when the CLI gives no reset time."],
   MOONMIND_TOKEN_BROKER: [bool.default(true), "Route codex token refreshes through the worker's single-flight broker."],
   MOONMIND_AGENT_USER: [optionalString, "Run agent CLIs as this user (name or uid) when the worker runs as root."],
   MOONMIND_AGENT_SANDBOX: [z.enum(["auto", "bwrap", "none"]).default("auto"), "Agent isolation: bwrap (its own PID namespace, only its workspace writable), auto (bwrap where it works), none."],

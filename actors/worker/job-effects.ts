@@ -16,7 +16,9 @@ import type { Logger } from "../../src/logger.js";
 import { agentFinished, finished, ownedBy, requeued } from "../../src/runs/record.js";
 import { RunConflictError, type RunStore, type StoredRun } from "../../src/runs/store.js";
 import { runProcess } from "../../src/runtimes/process.js";
-import type { OutputEvent, PrivateHome } from "../../src/runtimes/types.js";
+import type { OutputEvent, PrivateHome, UsageLimit } from "../../src/runtimes/types.js";
+import type { RunUsage } from "../../src/schemas/run.js";
+import { addUsage, withAttemptUsage } from "../../src/runs/usage.js";
 import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
 import { redact, redactText } from "../../src/secrets.js";
 import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
@@ -82,6 +84,8 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   const prepared = new Map<string, { ws: PreparedWorkspace; home: PrivateHome }>();
   const batcher = new LogBatcher(deps.nc, job.id, { intervalMs: deps.settings.logBatchMs, maxLines: deps.settings.logBatchLines });
   let attempt = 0;
+  /** What this attempt's agent reported using, once it has run (on the record and its end event). */
+  let attemptUsage: RunUsage | undefined;
   let startedAt = 0;
   /** The agent's run, until every process it started is gone (and, for a failed run, its home put away). */
   let agentRun: Promise<AgentResult> | undefined;
@@ -120,7 +124,8 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
       if (!ownedBy(r, deps.workerId, attempt)) {
         throw new RunConflictError(`run ${job.id} is no longer held by ${deps.workerId} attempt ${attempt}`);
       }
-      return change(r);
+      const next = change(r);
+      return next && attemptUsage && attempt > 0 ? withAttemptUsage(next, attempt, attemptUsage) : next;
     };
     return store("the run record", async (): Promise<StoredRun | undefined> => {
       const last = known;
@@ -351,6 +356,8 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     let lastMessage: string | undefined;
     let verdict: Extract<OutputEvent, { kind: "result" }> | undefined;
     const errors: string[] = [];
+    /** The first answer that shows the plan's usage limit, preferring one that says when it resets. */
+    let limit: UsageLimit | undefined;
     const result = await runProcess(inv, {
       signal,
       sandbox: deps.sandbox
@@ -364,6 +371,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         for (const ev of parse(line)) {
           if (ev.kind === "message") lastMessage = ev.text;
           else if (ev.kind === "error") errors.push(ev.text);
+          else if (ev.kind === "usage") attemptUsage = addUsage(attemptUsage, ev.usage, job.task.runtime?.model);
           else if (ev.kind === "result") {
             verdict = ev;
             // The agent says its turn is done: its effect has happened, whenever its process exits.
@@ -372,6 +380,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           else report({ type: "progress", message: redactText(ev.text.slice(0, 500)) });
         }
         if (stream === "stderr" && adapter.loginExpired(line)) errors.push(line);
+        if (!limit?.resetsAt) limit = adapter.usageLimit(line, new Date()) ?? limit;
       },
     });
     batcher.flush();
@@ -395,6 +404,17 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     const evidence = errors.join("\n");
     const authExpired = adapter.loginExpired(evidence);
     if (authExpired) login.loginExpired(redactText(errors.find((e) => adapter.loginExpired(e)) ?? evidence));
+    else if (limit) {
+      // The login is spent, not broken, and the job did nothing wrong: it goes back unspent and
+      // the login waits for its reset (the auth machine's `limited`), pausing its shards.
+      const until = login.usageLimited({ ...limit, evidence: redactText(limit.evidence) });
+      return {
+        exitCode: result.exitCode === 0 ? 1 : result.exitCode,
+        lastMessage,
+        usageLimited: true,
+        error: { code: "USAGE_LIMIT", message: `${adapter.runtime} hit its plan's usage limit on volume ${login.volume.name} until ${until}: ${redactText(limit.evidence)}` },
+      };
+    }
     const why =
       errors.at(-1) ??
       (result.exitCode === 0 ? `${adapter.runtime} ended without finishing its turn` : `${adapter.runtime} exited with code ${result.exitCode}`);
@@ -407,6 +427,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   }
 
   function report(r: JobReport | { type: "progress"; message: string }): void {
+    const used = attemptUsage && (r.type === "succeeded" || r.type === "failed") ? { usage: attemptUsage } : {};
     const body =
       r.type === "cancelled"
         ? { ...r, workerId: deps.workerId }
@@ -418,7 +439,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
               ? { ...r, workerId: deps.workerId, runtime: adapter.runtime }
               : { ...r, workerId: deps.workerId };
     events = events
-      .then(() => store(`the ${r.type} event`, () => publisher.job(job.id, body, meta)))
+      .then(() => store(`the ${r.type} event`, () => publisher.job(job.id, { ...body, ...used } as typeof body, meta)))
       .then(
         () => undefined,
         (err: unknown) => log.warn({ err, jobId: job.id, event: r.type }, "status event not published"),

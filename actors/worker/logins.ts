@@ -6,9 +6,14 @@ import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } f
 import { authMachine, type AuthAnnouncement } from "../../machines/auth.machine.js";
 import type { ShardBinding } from "../../src/config.js";
 import type { Logger } from "../../src/logger.js";
-import type { RuntimeAdapter, LoginVolume, AuthCheck } from "../../src/runtimes/types.js";
+import type { RuntimeAdapter, LoginVolume, AuthCheck, UsageLimit } from "../../src/runtimes/types.js";
 import type { PreflightResult } from "../../src/schemas/run.js";
 import { Slots } from "./slots.js";
+
+/** The longest a usage limit keeps a login waiting before it is looked at again (a weekly plan limit). */
+const MAX_LIMIT_WAIT_MS = 7 * 24 * 3_600_000;
+/** Without a reset time from the CLI. */
+const DEFAULT_LIMIT_BACKOFF_MS = 15 * 60_000;
 
 export class Login {
   readonly key: string;
@@ -16,18 +21,20 @@ export class Login {
   readonly auth: Actor<typeof authMachine>;
   slots: Slots = new Slots(1);
   private pausedFlag = false;
+  private readonly limitBackoffMs: number;
   private resumeWaiters: Array<() => void> = [];
 
   constructor(
     readonly adapter: RuntimeAdapter,
     readonly volume: LoginVolume,
-    settings: { ttlMs: number; recheckMs: number },
+    settings: { ttlMs: number; recheckMs: number; limitBackoffMs?: number },
     announce: (login: Login, a: AuthAnnouncement) => void,
     log: Logger,
     /** XState inspection (the live view's transitions). */
     inspect?: (ev: InspectionEvent) => void,
   ) {
     this.key = loginKey(adapter.runtime, volume);
+    this.limitBackoffMs = settings.limitBackoffMs ?? DEFAULT_LIMIT_BACKOFF_MS;
     this.auth = createActor(
       authMachine.provide({
         actors: {
@@ -46,7 +53,7 @@ export class Login {
         },
         actions: { announce: (_, a) => announce(this, a) },
       }),
-      { input: settings, ...(inspect ? { inspect } : {}) },
+      { input: { ttlMs: settings.ttlMs, recheckMs: settings.recheckMs }, ...(inspect ? { inspect } : {}) },
     );
   }
 
@@ -87,6 +94,21 @@ export class Login {
   async recheck(force: boolean): Promise<PreflightResult> {
     this.auth.send({ type: "CHECK", force });
     return this.preflight();
+  }
+
+  /**
+   * A job met the plan's usage limit: the login waits until its reset (or a bounded backoff when
+   * the CLI gave none, at most a week), its shards paused. Returns the time it waits for.
+   */
+  usageLimited(limit: UsageLimit, now = new Date()): string {
+    const fallback = this.limitBackoffMs;
+    const untilMs = limit.resetsAt ? limit.resetsAt.getTime() : now.getTime() + fallback;
+    const retryInMs = Math.min(Math.max(untilMs - now.getTime(), 1_000), MAX_LIMIT_WAIT_MS);
+    const until = new Date(now.getTime() + retryInMs).toISOString();
+    const wait = retryInMs < 90_000 ? `${Math.round(retryInMs / 1000)} s` : `${Math.round(retryInMs / 60_000)} min`;
+    const said = limit.resetsAt ? "" : ` (the CLI gave no reset time: checked again in ${wait})`;
+    this.auth.send({ type: "USAGE_LIMITED", evidence: `${limit.evidence.replace(/\s+/g, " ").slice(0, 200)}${said}`, at: now.toISOString(), until, retryInMs });
+    return until;
   }
 
   loginExpired(evidence: string): void {

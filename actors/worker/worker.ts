@@ -92,7 +92,11 @@ export class Worker implements AsyncDisposable {
       let login = this.logins.get(key);
       if (!login) {
         const env = config.env;
-        const settings = { ttlMs: env.MOONMIND_AUTH_TTL_MS, recheckMs: Math.min(env.MOONMIND_AUTH_TTL_MS, 30_000) };
+        const settings = {
+          ttlMs: env.MOONMIND_AUTH_TTL_MS,
+          recheckMs: Math.min(env.MOONMIND_AUTH_TTL_MS, 30_000),
+          limitBackoffMs: env.MOONMIND_USAGE_LIMIT_BACKOFF_MS,
+        };
         const inspect = transitionInspector("auth", (t) => this.publishState({ machine: "auth", login: key, ...t }));
         login = new Login(adapter, volume, settings, (l, a) => this.announce(l, a), log, inspect);
         this.logins.set(key, login);

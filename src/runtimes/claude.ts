@@ -8,6 +8,8 @@
  *                      a wiped file (after a rejected refresh) is never written back.
  * Preflight: `claude auth status` (offline JSON). Runs: `claude --print` with stream-json output.
  */
+import { cost, count } from "./usage.js";
+import { claudeUsageLimit } from "./usage-limit.js";
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
 import { redactText } from "../secrets.js";
@@ -24,6 +26,7 @@ import {
   type PrivateHome,
   type RuntimeAdapter,
   type WorkspacePaths,
+  type UsageLimit,
 } from "./types.js";
 
 export interface ClaudeSettings extends CliSettings {
@@ -174,15 +177,19 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
       if (m.is_error) {
         const why = m.result ?? m.errors?.join("; ") ?? m.subtype ?? "error";
         const status = m.api_error_status ? ` (HTTP ${m.api_error_status})` : "";
-        return [{ kind: "error", text: `${why}${status}` }, { kind: "result", ok: false, text: why }];
+        return [...claudeUsage(m), { kind: "error", text: `${why}${status}` }, { kind: "result", ok: false, text: why }];
       }
-      return [...(m.result ? [{ kind: "message" as const, text: m.result }] : []), { kind: "result", ok: true }];
+      return [...claudeUsage(m), ...(m.result ? [{ kind: "message" as const, text: m.result }] : []), { kind: "result", ok: true }];
     }
     return [];
   }
 
   loginExpired(text: string): boolean {
     return LOGIN_EXPIRED.some((re) => re.test(text));
+  }
+
+  usageLimit(line: string, now: Date): UsageLimit | undefined {
+    return claudeUsageLimit(line);
   }
 
   async maxParallel(volume: LoginVolume): Promise<number> {
@@ -237,4 +244,27 @@ interface ClaudeMessage {
   errors?: string[];
   api_error_status?: number | null;
   message?: { content?: Array<{ type?: string; text?: string; name?: string; input?: unknown }> };
+  num_turns?: unknown;
+  total_cost_usd?: unknown;
+  usage?: { input_tokens?: unknown; cache_read_input_tokens?: unknown; cache_creation_input_tokens?: unknown; output_tokens?: unknown };
+  modelUsage?: Record<string, unknown>;
+}
+
+/** The result's totals: input counts what was sent fresh and what was written to the cache; cached what was read from it. */
+function claudeUsage(m: ClaudeMessage): OutputEvent[] {
+  if (!m.usage) return [];
+  const u = m.usage;
+  const models = Object.keys(m.modelUsage ?? {});
+  const costUsd = cost(m.total_cost_usd);
+  return [{
+    kind: "usage",
+    usage: {
+      inputTokens: count(u.input_tokens) + count(u.cache_creation_input_tokens),
+      cachedInputTokens: count(u.cache_read_input_tokens),
+      outputTokens: count(u.output_tokens),
+      ...(typeof m.num_turns === "number" ? { turns: count(m.num_turns) } : {}),
+      ...(models.length > 0 ? { model: models.join(",") } : {}),
+      ...(costUsd !== undefined ? { costUsd } : {}),
+    },
+  }];
 }

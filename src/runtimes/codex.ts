@@ -4,6 +4,8 @@
  * Runs: `codex exec` with approval_policy="never", a sandbox mode, JSONL events, stdin closed and
  * the final message written to a file, in a private CODEX_HOME seeded from the volume.
  */
+import { count } from "./usage.js";
+import { codexUsageLimit } from "./usage-limit.js";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
@@ -23,6 +25,7 @@ import {
   type PrivateHome,
   type RuntimeAdapter,
   type WorkspacePaths,
+  type UsageLimit,
 } from "./types.js";
 
 export interface CodexSettings extends CliSettings {
@@ -197,8 +200,14 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
         if (item.type === "error" && item.message) return [{ kind: "progress", text: `warning: ${item.message}` }];
         return [];
       }
-      case "turn.completed":
-        return [{ kind: "result", ok: true }];
+      case "turn.completed": {
+        const u = event.usage;
+        // An empty usage object (seen from endpoints that report none) is no report.
+        const usage: OutputEvent[] = u && (typeof u.input_tokens === "number" || typeof u.output_tokens === "number")
+          ? [{ kind: "usage", usage: { inputTokens: count(u.input_tokens), cachedInputTokens: count(u.cached_input_tokens), outputTokens: count(u.output_tokens), turns: 1 } }]
+          : [];
+        return [...usage, { kind: "result", ok: true }];
+      }
       case "turn.failed": {
         const text = event.error?.message ?? "turn failed";
         return [{ kind: "error", text }, { kind: "result", ok: false, text }];
@@ -214,6 +223,10 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
 
   loginExpired(text: string): boolean {
     return LOGIN_EXPIRED.some((re) => re.test(text));
+  }
+
+  usageLimit(line: string, now: Date): UsageLimit | undefined {
+    return codexUsageLimit(line, now);
   }
 
   /**
@@ -239,6 +252,7 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
 interface CodexEvent {
   type?: string;
   message?: string;
+  usage?: { input_tokens?: unknown; cached_input_tokens?: unknown; output_tokens?: unknown };
   error?: { message?: string };
   item?: {
     type?: string;

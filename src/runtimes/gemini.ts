@@ -7,6 +7,8 @@
  * Even `gemini --version` writes into its home (0.61.0 leaves a `.gemini/projects.json.<uuid>.tmp`
  * per call), so the probes run on a throwaway home: never the login volume, never the worker's own.
  */
+import { count } from "./usage.js";
+import { geminiUsageLimit } from "./usage-limit.js";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +26,7 @@ import {
   type PrivateHome,
   type RuntimeAdapter,
   type WorkspacePaths,
+  type UsageLimit,
 } from "./types.js";
 
 export interface GeminiSettings extends CliSettings {
@@ -187,6 +190,10 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
     return LOGIN_EXPIRED.some((re) => re.test(text));
   }
 
+  usageLimit(line: string, now: Date): UsageLimit | undefined {
+    return geminiUsageLimit(line, now);
+  }
+
   async maxParallel(): Promise<number> {
     return this.settings.maxParallel;
   }
@@ -253,6 +260,23 @@ interface GeminiEvent {
   severity?: string;
   message?: string;
   error?: { type?: string; message?: string };
+  stats?: { input_tokens?: unknown; output_tokens?: unknown; cached?: unknown; tool_calls?: unknown; models?: Record<string, unknown> };
+}
+
+/** The result's stats: `input_tokens` is the whole prompt, `cached` the part of it read from the cache. */
+function geminiUsage(e: GeminiEvent): OutputEvent[] {
+  if (!e.stats) return [];
+  const cached = count(e.stats.cached);
+  const models = Object.keys(e.stats.models ?? {});
+  return [{
+    kind: "usage",
+    usage: {
+      inputTokens: Math.max(count(e.stats.input_tokens) - cached, 0),
+      cachedInputTokens: cached,
+      outputTokens: count(e.stats.output_tokens),
+      ...(models.length > 0 ? { model: models.join(",") } : {}),
+    },
+  }];
 }
 
 function geminiEvent(e: GeminiEvent): OutputEvent[] {
@@ -264,8 +288,9 @@ function geminiEvent(e: GeminiEvent): OutputEvent[] {
     case "error":
       return [{ kind: e.severity === "warning" ? "progress" : "error", text: e.message ?? "error" }];
     case "result":
-      if (e.status === "success") return [{ kind: "result", ok: true }];
+      if (e.status === "success") return [...geminiUsage(e), { kind: "result", ok: true }];
       return [
+        ...geminiUsage(e),
         { kind: "error", text: e.error?.message ?? "gemini turn failed" },
         { kind: "result", ok: false, text: e.error?.message },
       ];

@@ -1,6 +1,6 @@
 /** The one interface every agent CLI adapter implements. */
 import type { JobRequest } from "../schemas/job.js";
-import type { PreflightResult } from "../schemas/run.js";
+import type { PreflightResult, RunUsage } from "../schemas/run.js";
 import type { Runtime } from "../schemas/runtime.js";
 
 export interface AgentInvocation {
@@ -21,7 +21,9 @@ export type OutputEvent =
   | { kind: "message"; text: string }
   | { kind: "error"; text: string }
   /** The CLI's own verdict on the turn, where its output has one. */
-  | { kind: "result"; ok: boolean; text?: string | undefined };
+  | { kind: "result"; ok: boolean; text?: string | undefined }
+  /** What the CLI reported using (several are summed: one per codex turn). */
+  | { kind: "usage"; usage: RunUsage };
 
 export interface WorkspacePaths {
   repoDir: string;
@@ -54,6 +56,13 @@ export interface PrivateHome {
 }
 export type WriteBackResult = "written" | "unchanged" | "stale" | "invalid";
 
+export interface UsageLimit {
+  /** When the limit resets, if the CLI said. */
+  resetsAt?: Date | undefined;
+  /** The CLI's own words (or the error type), short and redacted by the caller. */
+  evidence: string;
+}
+
 export interface RuntimeAdapter {
   readonly runtime: Runtime;
   readonly bin: string;
@@ -69,6 +78,12 @@ export interface RuntimeAdapter {
   createParser(): (line: string) => OutputEvent[];
   /** True when this output shows the login expired or was revoked. */
   loginExpired(text: string): boolean;
+  /**
+   * The plan's usage limit (or a rate limit the CLI gave up on), when this line of output shows
+   * one — a class of its own, neither an expired login nor a failure — with its reset time when
+   * the CLI gives one (src/runtimes/usage-limit.ts, measured in docs/runtimes.md).
+   */
+  usageLimit(line: string, now: Date): UsageLimit | undefined;
   /** Success needs the CLI's own `result` event, not only exit code 0 (a killed gemini exits 0). */
   readonly requiresResult: boolean;
   /** How many runs one login may serve at once. */

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { JobMetaSchema } from "./job.js";
-import { OutcomeSchema, PreflightStatusSchema, RunErrorSchema, RunStateSchema } from "./run.js";
+import { OutcomeSchema, PreflightStatusSchema, RunErrorSchema, RunStateSchema, RunUsageSchema } from "./run.js";
 import { RuntimeSchema } from "./runtime.js";
 
 /** The states a run may be queued again from under its own id (`ops.runs.retry`). */
@@ -49,6 +49,8 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     summary: z.string().optional(),
     artifacts: z.array(z.string()),
     durationMs: z.number().int(),
+    /** What the agent reported using in this attempt. */
+    usage: RunUsageSchema.optional(),
   }),
   z.object({
     type: z.literal("failed"),
@@ -57,6 +59,7 @@ export const JobEventSchema = z.discriminatedUnion("type", [
     attempt: z.number().int().optional(),
     state: RunStateSchema,
     error: RunErrorSchema,
+    usage: RunUsageSchema.optional(),
   }),
   z.object({ type: z.literal("cancelled"), ...jobBase, workerId: z.string().optional(), reason: z.string() }),
   z.object({

@@ -24,6 +24,20 @@ export const PreflightResultSchema = z.object({
 export type PreflightResult = z.infer<typeof PreflightResultSchema>;
 
 export const RunErrorSchema = z.object({ code: z.string(), message: z.string() });
+
+/**
+ * What one attempt's agent reported it used: token counts (numbers, never redacted), turns, the
+ * model, and the cost where the CLI gives one (claude's total_cost_usd).
+ */
+export const RunUsageSchema = z.object({
+  inputTokens: z.number().int().min(0),
+  cachedInputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  turns: z.number().int().min(0).optional(),
+  model: z.string().optional(),
+  costUsd: z.number().min(0).optional(),
+});
+export type RunUsage = z.infer<typeof RunUsageSchema>;
 export type RunError = z.infer<typeof RunErrorSchema>;
 
 export const RunRecordSchema = z.object({
@@ -72,6 +86,8 @@ export const RunRecordSchema = z.object({
   /** Set while no ready worker serves the job's shard: why, since when, and the remedy in `reason`. */
   waiting: z.object({ reason: z.string(), since: z.string() }).optional(),
   artifacts: z.array(z.string()),
+  /** Per attempt whose agent ran, what it reported using (ops.usage sums these). */
+  usage: z.array(RunUsageSchema.extend({ attempt: z.number().int().min(1) })).optional(),
   /** The job's skill and workflow stage, as on every event. */
   meta: JobMetaSchema.optional(),
   request: JobRequestSchema,

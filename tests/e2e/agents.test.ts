@@ -38,6 +38,8 @@ beforeAll(async () => {
     MOONMIND_WORKER_ID: "w-agents",
     MOONMIND_WORKER_CONCURRENCY: "3",
     MOONMIND_JOB_TIMEOUT_MS: "120000",
+    // The usage-limit answers below carry no reset time: the login waits this long instead.
+    MOONMIND_USAGE_LIMIT_BACKOFF_MS: "4000",
   };
   events = recordJobEvents(stack.nc);
   intake = await startIntake(stack, env);
@@ -63,6 +65,11 @@ describe.each(RUNTIMES)("a %s job", (runtime, vendor) => {
     expect(await artifact(`${id}/changes.patch`)).toContain(`+hello from ${runtime}`);
     expect((await artifact(`${id}/last-message.md`)).trim()).toBe("wrote the notes");
     expect((await stack.runs.get(id))!.record).toMatchObject({ runtime, preflight: { status: "passed" } });
+    // What the CLI reported using, as numbers, on the record and on its end event.
+    const usage = (await stack.runs.get(id))!.record.usage;
+    expect(usage).toEqual([expect.objectContaining({ attempt: 1, inputTokens: expect.any(Number), outputTokens: expect.any(Number) })]);
+    expect(usage![0]!.inputTokens + usage![0]!.outputTokens).toBeGreaterThan(0);
+    expect(done).toMatchObject({ usage: { outputTokens: usage![0]!.outputTokens } });
     expect(model.requests.some((r) => r.vendor === vendor)).toBe(true);
   });
 
@@ -98,4 +105,33 @@ describe.each(RUNTIMES)("a %s job", (runtime, vendor) => {
     const done = await events.waitFor((e) => e.jobId === id && e.type === "succeeded", 90_000);
     expect(done).toMatchObject({ attempt: 1, outcome: "CHANGES_READY" });
   });
+});
+
+/**
+ * The plan's usage limit, answered by the endpoint as the vendor does (claude's API-key login
+ * retries its 429 twice first: three answers; gemini gets a daily quota, which it does not retry).
+ * The reset times the CLIs print are read by
+ * tests/unit/usage-limit.test.ts from their measured output; here no reset is given, so the
+ * login waits MOONMIND_USAGE_LIMIT_BACKOFF_MS.
+ */
+describe.each([
+  ["codex", "openai", 1],
+  ["claude", "anthropic", 3],
+  ["gemini", "gemini", 1],
+] as const)("a %s job at the plan's usage limit", (runtime, vendor, answers) => {
+  it("goes back without spending an attempt, its login waits out the limit and resumes by itself, and the job succeeds", async () => {
+    const id = `e2e-limit-${runtime}`;
+    model.usageLimit(vendor, { count: answers });
+    const paused = waitForWorkerEvent(stack.nc, (e) => e.type === "paused" && e.runtime === runtime, 90_000);
+    const resumed = waitForWorkerEvent(stack.nc, (e) => e.type === "resumed" && e.runtime === runtime, 120_000);
+    await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: stack.repo, runtime, instructions: "write LIMIT.md: after the limit\nsay done" }));
+    expect(await paused).toMatchObject({ reason: expect.stringMatching(/^usage limit until .*resumes by itself/) });
+    await vi.waitFor(async () => {
+      expect((await stack.runs.get(id))!.record).toMatchObject({ state: "queued", attempts: 0, lastError: { code: "USAGE_LIMIT" } });
+    }, 30_000);
+    await resumed; // nobody asked: the limit ran out
+    const done = await events.waitFor((e) => e.jobId === id && (e.type === "succeeded" || e.type === "failed"), 120_000);
+    expect(done).toMatchObject({ type: "succeeded", attempt: 1, outcome: "CHANGES_READY" });
+    expect(await artifact(`${id}/changes.patch`)).toContain("+after the limit");
+  }, 240_000);
 });

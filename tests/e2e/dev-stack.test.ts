@@ -144,7 +144,8 @@ describe("the one-machine stack", () => {
   });
 
   it("restarts a worker that crashed, and keeps running", async () => {
-    const worker = stackProcesses().find((p) => p.cmd.includes("actors/worker/main.ts"))!;
+    // Its sources through tsx, or the compiled build once one is newer (tests/e2e/compiled.test.ts makes one).
+    const worker = stackProcesses().find((p) => /actors\/worker\/main\.(ts|js)/.test(p.cmd))!;
     expect(worker).toBeDefined();
     process.kill(worker.pid, "SIGKILL");
     await vi.waitFor(() => expect(dev.stderr()).toContain("worker-codex restarted"), { timeout: 15_000, interval: 100 });

@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { execa } from "execa";
 import { Intake } from "../../actors/intake/intake.js";
 import type { PreflightReply } from "../../actors/worker/control.js";
-import { SUBJECTS } from "../../src/subjects.js";
+import { Kvm } from "@nats-io/kv";
+import type { WorkerRecord } from "../../src/schemas/events.js";
+import { BUCKETS, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
 import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 import { waitForWorkerEvent } from "../helpers/worker-events.js";
@@ -95,6 +97,41 @@ describe("a job whose login expired", () => {
       const done = await events.waitFor((e) => e.jobId === "exp-1" && e.type === "succeeded", 30_000);
       expect(done).toMatchObject({ attempt: 1, workerId: "w-exp" });
       expect(events.events.filter((e) => e.jobId === "exp-1" && e.type === "failed")).toHaveLength(0);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+describe("a job that meets the plan's usage limit", () => {
+  it("goes back without spending an attempt, the login waits out the limit, resumes by itself, and the job succeeds", async () => {
+    // The stand-in words it as codex does with no reset time: the bounded backoff applies.
+    const worker = await startWorker(stack, "w-lim", { MOONMIND_WORKER_TTL_MS: "1000", MOONMIND_USAGE_LIMIT_BACKOFF_MS: "6000" });
+    try {
+      const paused = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-lim" && e.type === "paused");
+      const resumed = waitForWorkerEvent(stack.nc, (e) => e.workerId === "w-lim" && e.type === "resumed", 30_000);
+      const marker = join(stack.dir, "limit-marker");
+      const submittedAt = Date.now();
+      await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: "lim-1", repository: stack.repo, instructions: `limit-once ${marker}\nsay after the limit` }));
+      const pause = await paused;
+      expect(pause).toMatchObject({ runtime: "codex", reason: expect.stringMatching(/^usage limit until \S+ for volume codex_auth_volume \(You’ve hit your usage limit.*checked again in 6 s\).*resumes by itself/) });
+      await vi.waitFor(async () => {
+        expect((await stack.runs.get("lim-1"))!.record).toMatchObject({ state: "queued", attempts: 0, lastError: { code: "USAGE_LIMIT" } });
+      });
+      expect(worker.state).toBe("paused");
+      // What ops.shards and the live view read: the login's state on the worker's record.
+      const workers = await new Kvm(stack.nc).open(BUCKETS.workers);
+      await vi.waitFor(async () => {
+        const record = (await workers.get("w-lim"))!.json<WorkerRecord>();
+        expect(Object.values(record.auth)[0]).toMatchObject({ state: "limited", message: expect.stringMatching(/usage limit until/) });
+      });
+
+      // No operator: the login comes back once the limit has passed, and the job runs.
+      await resumed;
+      expect(Date.now() - submittedAt).toBeGreaterThanOrEqual(6_000);
+      const done = await events.waitFor((e) => e.jobId === "lim-1" && e.type === "succeeded", 30_000);
+      expect(done).toMatchObject({ attempt: 1, workerId: "w-lim" });
+      expect(events.events.filter((e) => e.jobId === "lim-1" && e.type === "failed")).toHaveLength(0);
     } finally {
       await worker.stop();
     }

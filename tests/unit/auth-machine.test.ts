@@ -135,3 +135,45 @@ describe("auth machine: evidence during a check", () => {
     expect(announced.at(-1)?.result.message).toMatch(/invalid_grant/);
   });
 });
+
+describe("auth machine: a plan's usage limit", () => {
+  const limited = (retryInMs: number, until = "2026-12-03T16:00:00.000Z") =>
+    ({ type: "USAGE_LIMITED", evidence: "You've hit your usage limit", at: "t", until, retryInMs }) as const;
+
+  it("goes limited on a job's usage-limit answer, announcing the reset time, and re-checks exactly when it resets", async () => {
+    const t = start([passed()]);
+    await waitFor(t.actor, (s) => s.matches("ready"));
+    t.actor.send(limited(30_000));
+    expect(t.actor.getSnapshot().value).toBe("limited");
+    expect(t.announced.at(-1)).toMatchObject({ state: "limited", result: { status: "failed", volume: "v" } });
+    expect(t.announced.at(-1)!.result.message).toMatch(/usage limit until 2026-12-03T16:00:00.000Z for volume v .*resumes by itself/);
+    // Its TTL (60 s) and recheck period (10 s) do not apply: only the reset does.
+    t.clock.increment(29_999);
+    expect(t.checks()).toBe(1);
+    t.clock.increment(1);
+    await waitFor(t.actor, (s) => s.matches("ready") && t.checks() === 2);
+    expect(t.announced.map((a) => a.state)).toEqual(["ready", "limited", "ready"]);
+  });
+
+  it("moves the wake-up to a later reset, and an operator's check ends it early", async () => {
+    const t = start([passed()]);
+    await waitFor(t.actor, (s) => s.matches("ready"));
+    t.actor.send(limited(5_000));
+    t.clock.increment(4_000);
+    t.actor.send(limited(20_000, "later"));
+    t.clock.increment(19_999);
+    expect(t.checks()).toBe(1);
+    t.actor.send({ type: "CHECK" });
+    await waitFor(t.actor, (s) => s.matches("ready") && t.checks() === 2);
+  });
+
+  it("lets an expired login win over a limit, and a limit does not hide a missing login", async () => {
+    const t = start([passed(), failed()]);
+    await waitFor(t.actor, (s) => s.matches("ready"));
+    t.actor.send(limited(5_000));
+    t.actor.send({ type: "LOGIN_EXPIRED", evidence: "refresh token was already used", at: "t", remedy: "log in" });
+    expect(t.actor.getSnapshot().value).toBe("unauthenticated");
+    t.actor.send(limited(5_000));
+    expect(t.actor.getSnapshot().value).toBe("unauthenticated");
+  });
+});

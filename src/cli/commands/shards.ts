@@ -39,6 +39,8 @@ export function renderShards(reply: ShardsReply, c: Colors): string {
   const notes = reply.shards.flatMap((s) => [
     ...(s.flag ? [`${c.red("!")} ${s.subject}: ${s.flag}`] : []),
     ...(s.error ? [`${c.yellow("?")} ${s.subject}: ${s.error}`] : []),
+    // A login at its plan's usage limit says until when, even with nothing waiting yet.
+    ...(s.flag ? [] : s.workers.filter((w) => w.auth?.state === "limited").map((w) => `${c.yellow("~")} ${s.subject}: ${w.workerId}: ${w.auth!.message}`)),
   ]);
   return notes.length === 0 ? table : `${table}\n\n${notes.join("\n")}`;
 }

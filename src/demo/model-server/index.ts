@@ -43,9 +43,49 @@ export interface ModelServer {
   requests: RecordedRequest[];
   /** While on, that vendor's model endpoint answers HTTP 401, as the real vendor does for a dead login. */
   failAuth(vendor: Vendor | "all", on: boolean): void;
+  /**
+   * The next `count` model calls of that vendor answer 429 as its plan's usage limit does, resetting
+   * `resetInSeconds` from now (or, for codex, saying no reset when it is omitted).
+   */
+  usageLimit(vendor: Vendor, opts: { count: number; resetInSeconds?: number }): void;
   oauth: OAuthIssuer;
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Each vendor's usage-limit answer, as the real APIs send it (docs/runtimes.md, "Usage limits"). */
+function usageLimitAnswer(vendor: Vendor, resetInSeconds: number | undefined): { headers: Record<string, string>; body: Obj } {
+  const reset = resetInSeconds === undefined ? undefined : Math.floor(Date.now() / 1000) + resetInSeconds;
+  if (vendor === "openai") {
+    return {
+      headers: {},
+      body: { error: { type: "usage_limit_reached", message: "The usage limit has been reached", plan_type: "plus", ...(reset ? { resets_at: reset, resets_in_seconds: resetInSeconds } : {}) } },
+    };
+  }
+  if (vendor === "anthropic") {
+    return {
+      headers: reset ? { "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": String(reset), "anthropic-ratelimit-unified-representative-claim": "five_hour" } : {},
+      body: { type: "error", error: { type: "rate_limit_error", message: "This request would exceed your account's rate limit. Please try again later." } },
+    };
+  }
+  return {
+    headers: {},
+    body: {
+      error: {
+        code: 429,
+        message: "You exceeded your current quota, please check your plan and billing details.",
+        status: "RESOURCE_EXHAUSTED",
+        // A daily quota: the CLI gives up at once (TerminalQuotaError) instead of retrying for minutes.
+        details: [
+          {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            violations: [{ quotaMetric: "generativelanguage.googleapis.com/generate_content_requests", quotaId: "GenerateRequestsPerDayPerProjectPerModel" }],
+          },
+          ...(resetInSeconds === undefined ? [] : [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: `${resetInSeconds}s` }]),
+        ],
+      },
+    },
+  };
 }
 
 function classify(method: string, pathname: string): RecordedRequest["vendor"] {
@@ -66,6 +106,7 @@ function unauthorized(vendor: Vendor, bearer: string | undefined, reason: "expir
 export async function startModelServer(opts: { accessTokenTtlSeconds?: number; host?: string; port?: number } = {}): Promise<ModelServer> {
   const requests: RecordedRequest[] = [];
   const failing = new Set<Vendor>();
+  const limits = new Map<Vendor, { count: number; resetInSeconds?: number | undefined }>();
   const issuer = createIssuer(opts.accessTokenTtlSeconds ?? 3600);
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -99,6 +140,14 @@ export async function startModelServer(opts: { accessTokenTtlSeconds?: number; h
     const rejected = bearer === undefined ? undefined : issuer.rejectBearer(bearer);
     if (failing.has(vendor) || rejected) {
       return sendJson(res, 401, unauthorized(vendor, bearer, rejected ?? "failAuth"));
+    }
+
+    const limit = limits.get(vendor);
+    if (limit && limit.count > 0 && pathname !== "/v1/messages/count_tokens" && !pathname.endsWith(":countTokens")) {
+      limit.count--;
+      const answer = usageLimitAnswer(vendor, limit.resetInSeconds);
+      res.writeHead(429, { "content-type": "application/json", ...answer.headers });
+      return void res.end(JSON.stringify(answer.body));
     }
 
     if (vendor === "openai") return sendSse(res, openaiTurn(b).map((e) => [str(e.type), e]));
@@ -138,6 +187,9 @@ export async function startModelServer(opts: { accessTokenTtlSeconds?: number; h
         if (on) failing.add(v);
         else failing.delete(v);
       }
+    },
+    usageLimit(vendor, opts) {
+      limits.set(vendor, { count: opts.count, resetInSeconds: opts.resetInSeconds });
     },
     oauth: issuer,
     stop,
