@@ -162,6 +162,7 @@ export const OPS = {
   runsPreflight: "ops.runs.preflight",
   deadList: "ops.dead.list",
   deadReplay: "ops.dead.replay",
+  usage: "ops.usage",
 } as const;
 export type OpsEndpoint = (typeof OPS)[keyof typeof OPS];
 

@@ -8,6 +8,7 @@ import { listDead, replayDead } from "../../src/ops/dead.js";
 import { shards, workers } from "../../src/ops/fleet.js";
 import { cancelRun, preflightRun, retryRun } from "../../src/ops/run-control.js";
 import { getRun, listRuns } from "../../src/ops/runs.js";
+import { usage } from "../../src/ops/usage.js";
 import {
   DeadListRequestSchema,
   DeadReplayRequestSchema,
@@ -17,6 +18,7 @@ import {
   RunsPreflightRequestSchema,
   RunsRetryRequestSchema,
   ShardsRequestSchema,
+  UsageRequestSchema,
   WorkersRequestSchema,
 } from "../../src/schemas/ops.js";
 import { OPS } from "../../src/subjects.js";
@@ -41,5 +43,6 @@ export const OPS_ENDPOINTS: OpsEndpointDef[] = [
   def({ name: "runs-retry", subject: OPS.runsRetry, schema: RunsRetryRequestSchema, run: retryRun, description: "queue a failed, cancelled or dead-lettered run again; body {runId}" }),
   def({ name: "runs-preflight", subject: OPS.runsPreflight, schema: RunsPreflightRequestSchema, run: preflightRun, description: "re-run the run's login preflight on a worker serving its shard; body {runId, forceRefresh?}" }),
   def({ name: "dead-list", subject: OPS.deadList, schema: DeadListRequestSchema, run: listDead, description: "dead letters newest first; body {limit?}" }),
+  def({ name: "usage", subject: OPS.usage, schema: UsageRequestSchema, run: usage, description: "tokens, turns and cost the agents reported, summed over a window; body {since?: 24h|7d|all, by?: login|runtime|model|repository}" }),
   def({ name: "dead-replay", subject: OPS.deadReplay, schema: DeadReplayRequestSchema, run: replayDead, description: "re-submit a dead letter under a new id; body {jobId} or {seq}" }),
 ];

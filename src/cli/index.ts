@@ -74,6 +74,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (opts) => setExit(await (await import("./commands/shards.js")).shardsCommand(cliContext(), opts)));
 
   program
+    .command("usage")
+    .description("tokens, turns and cost the agents reported, per login (or runtime, model, repository), over a window (ops.usage)")
+    .option("--since <duration>", "runs changed this long ago or later: 30m, 24h, 7d or all (default 24h)")
+    .option("--by <grouping>", "login | runtime | model | repository (default login)")
+    .option("--json", "machine-readable output")
+    .action(async (opts) => setExit(await (await import("./commands/usage.js")).usageCommand(cliContext(), opts)));
+
+  program
     .command("workers")
     .description("every live worker: runtimes, shards, auth state per login, running jobs (ops.workers)")
     .option("--json", "machine-readable output")

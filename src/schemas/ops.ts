@@ -210,3 +210,35 @@ export const DeadReplayReplySchema = z.object({
   newJobId: z.string(),
 });
 export type DeadReplayReply = z.infer<typeof DeadReplayReplySchema>;
+
+// ---------- ops.usage ----------
+export const USAGE_GROUPINGS = ["login", "runtime", "model", "repository"] as const;
+/** `since`: a duration back from now (30m, 24h, 7d) or `all`; runs count by when they last changed. */
+export const UsageRequestSchema = z.strictObject({
+  since: z.string().regex(/^(\d+(s|m|h|d)|all)$/, "a duration like 30m, 24h, 7d or 'all'").default("24h"),
+  by: z.enum(USAGE_GROUPINGS).default("login"),
+});
+export type UsageRequest = z.input<typeof UsageRequestSchema>;
+
+export const UsageRowSchema = z.object({
+  /** The login (`<runtime>:<volume>`), runtime, model or repository. */
+  key: z.string(),
+  runs: z.number().int(),
+  /** Attempts whose agent ran and reported what it used. */
+  attempts: z.number().int(),
+  inputTokens: z.number().int(),
+  cachedInputTokens: z.number().int(),
+  outputTokens: z.number().int(),
+  /** Summed where the CLI reports a cost (claude); absent when none of the runs did. */
+  costUsd: z.number().optional(),
+  /** The latest change of a run in this row. */
+  lastAt: z.string(),
+});
+export type UsageRow = z.infer<typeof UsageRowSchema>;
+export const UsageReplySchema = z.object({
+  since: z.string().optional(),
+  by: z.enum(USAGE_GROUPINGS),
+  rows: z.array(UsageRowSchema),
+  total: UsageRowSchema.omit({ key: true, lastAt: true }),
+});
+export type UsageReply = z.infer<typeof UsageReplySchema>;

@@ -67,6 +67,7 @@ export const API_ROUTES: Route[] = [
   // A preflight may run a login check (a CLI) on a worker: ops gives it 30 s.
   { method: "POST", pattern: /^\/api\/runs\/([^/]+)\/preflight$/, subject: () => OPS.runsPreflight, body: (m, b) => ({ ...b, runId: runId(m) }), timeoutMs: 45_000 },
   { method: "GET", pattern: /^\/api\/dead$/, subject: () => OPS.deadList, body: (_, q) => q },
+  { method: "GET", pattern: /^\/api\/usage$/, subject: () => OPS.usage, body: (_, q) => q },
   { method: "POST", pattern: /^\/api\/workers\/([^/]+)\/drain$/, subject: (m) => workerControlSubject(decodeURIComponent(m[1]!), "drain"), body: () => ({}) },
 ];
 

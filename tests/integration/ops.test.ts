@@ -13,7 +13,7 @@ import { Ops } from "../../actors/ops/ops.js";
 import { Worker } from "../../actors/worker/worker.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { route } from "../../src/routing.js";
-import type { DeadListReply, DeadReplayReply, RunsCancelReply, RunsGetReply, RunsListReply, RunsPreflightReply, RunsRetryReply, ShardsReply, WorkersReply } from "../../src/schemas/ops.js";
+import type { DeadListReply, DeadReplayReply, RunsCancelReply, RunsGetReply, RunsListReply, RunsPreflightReply, RunsRetryReply, ShardsReply, UsageReply, WorkersReply } from "../../src/schemas/ops.js";
 import { OPS, SERVICES, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
 import { quietLog, startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
@@ -286,5 +286,25 @@ describe("ops.runs.cancel of a running job (needs the worker's worker.<id>.cance
     const done = await events.waitFor((e) => e.jobId === "ops-cancel-running" && ["succeeded", "failed", "cancelled"].includes(e.type), 10_000);
     expect(done.type).toBe("cancelled");
     expect((await stack.runs.get("ops-cancel-running"))!.record).toMatchObject({ state: "cancelled", result: { outcome: "CANCELLED" } });
+  });
+});
+
+describe("ops.usage", () => {
+  it("sums what the agents reported per login, runtime and repository, and refuses a window it cannot read", async () => {
+    await submit({ id: "ops-usage-1", instructions: "write U.md: u" });
+    expect(await finished("ops-usage-1")).toMatchObject({ type: "succeeded", usage: { inputTokens: 10, outputTokens: 5 } });
+    const byLogin = await ok<UsageReply>(OPS.usage, { since: "1h" });
+    expect(byLogin.by).toBe("login");
+    const login = byLogin.rows.find((r) => r.key === "codex:codex_auth_volume")!;
+    // The stand-in reports 10 input and 5 output tokens per attempt.
+    expect(login).toMatchObject({ inputTokens: 10 * login.attempts, cachedInputTokens: 0, outputTokens: 5 * login.attempts });
+    expect(login.runs).toBeGreaterThanOrEqual(1);
+    expect(byLogin.total).toMatchObject({ runs: expect.any(Number), inputTokens: byLogin.rows.reduce((a, r) => a + r.inputTokens, 0) });
+    const byRepo = await ok<UsageReply>(OPS.usage, { since: "all", by: "repository" });
+    expect(byRepo.rows.map((r) => r.key)).toContain(stack.repo);
+    expect(byRepo.since).toBeUndefined();
+    expect((await ok<UsageReply>(OPS.usage, { since: "1h", by: "runtime" })).rows.map((r) => r.key)).toEqual(["codex"]);
+    const bad = await call<UsageReply>(OPS.usage, { since: "yesterday" });
+    expect(bad).toMatchObject({ ok: false, code: 400 });
   });
 });
