@@ -41,6 +41,8 @@ export interface Collected {
   outcome: Outcome;
   artifacts: string[];
   summary?: string | undefined;
+  /** A published branch (`task.publish.mode: branch`). */
+  published?: { branch: string; commit: string; remote: string; pullRequest?: string | undefined } | undefined;
 }
 
 export type Settlement =

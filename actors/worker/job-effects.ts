@@ -19,6 +19,7 @@ import { runProcess } from "../../src/runtimes/process.js";
 import type { OutputEvent, PrivateHome, UsageLimit } from "../../src/runtimes/types.js";
 import type { RunUsage } from "../../src/schemas/run.js";
 import { addUsage, withAttemptUsage } from "../../src/runs/usage.js";
+import { openPullRequest } from "../../src/workspace/forge.js";
 import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
 import { redact, redactText } from "../../src/secrets.js";
 import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
@@ -63,6 +64,12 @@ export interface JobDeps {
     logBatchLines: number;
     /** How long a result's uploads and record writes are retried while the store is away. */
     storeRetryMs: number;
+    /** The author and committer of a published branch. */
+    gitAuthor: { name: string; email: string };
+    /** The forge's REST API, for `publish: pr`. */
+    forgeApiUrl: string;
+    /** The push token, read when a branch is pushed (from the env or its file); never the agent's. */
+    pushToken?: (() => string | undefined) | undefined;
   };
 }
 
@@ -246,11 +253,24 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         for (const step of await Promise.allSettled(steps)) if (step.status === "rejected") throw step.reason;
         const [{ patch, keys: patchKeys }, outputKeys, messageKeys] = await Promise.all(steps);
         const keys = [...outputKeys, ...patchKeys, ...messageKeys];
-        return {
-          outcome: patch.length > 0 ? "CHANGES_READY" : "NO_CHANGES",
-          artifacts: keys,
-          summary: message ? message.slice(0, 500) : undefined,
-        };
+        const summary = message ? message.slice(0, 500) : undefined;
+        const mode = job.task.publish?.mode;
+        if (patch.length > 0 && (mode === "branch" || mode === "pr")) {
+          // The worker commits and pushes what the patch holds; a push or API call that fails fails the run, its patch kept.
+          const token = deps.settings.pushToken?.();
+          const message = commitMessage(job, summary);
+          const { base, ...published } = await workspaces.publishBranch(ws, {
+            message,
+            author: deps.settings.gitAuthor,
+            token,
+            startingBranch: job.task.git?.startingBranch,
+          });
+          if (mode === "branch") return { outcome: "PUBLISHED_BRANCH", artifacts: keys, summary, published };
+          const [title, ...rest] = message.split("\n");
+          const pr = await openPullRequest({ apiUrl: deps.settings.forgeApiUrl, token, repository: job.repository, head: published.branch, base, title: title!, body: rest.join("\n").trim() });
+          return { outcome: "PUBLISHED_PR", artifacts: keys, summary, published: { ...published, pullRequest: pr.url } };
+        }
+        return { outcome: patch.length > 0 ? "CHANGES_READY" : "NO_CHANGES", artifacts: keys, summary };
       }),
 
       complete: fromPromise(async ({ input }) => {
@@ -260,7 +280,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
               r,
               nowIso(),
               "succeeded",
-              { outcome: input.collected.outcome, summary: input.collected.summary, durationMs: Date.now() - startedAt },
+              { outcome: input.collected.outcome, summary: input.collected.summary, durationMs: Date.now() - startedAt, published: input.collected.published },
               input.collected.artifacts,
             ),
           "succeeded",
@@ -445,4 +465,11 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         (err: unknown) => log.warn({ err, jobId: job.id, event: r.type }, "status event not published"),
       );
   }
+}
+
+/** The published commit's message: the job's first instruction line (secrets redacted), and its id. */
+function commitMessage(job: JobRequest, summary: string | undefined): string {
+  const first = redactText(job.task.instructions ?? job.task.skill?.id ?? "changes").split("\n").find((l) => l.trim())?.trim() ?? "changes";
+  const title = first.length > 72 ? `${first.slice(0, 69)}...` : first;
+  return `${title}\n\n${summary ? `${summary}\n\n` : ""}MoonMind-Job: ${job.id}\n`;
 }

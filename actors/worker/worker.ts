@@ -4,6 +4,7 @@
  * each job a job machine (job-effects.ts). This file wires them to NATS: the dispatcher that takes
  * jobs from its shards (dispatch.ts), heartbeats into KV `workers`, status events, and the ordered stop.
  */
+import { readFileSync } from "node:fs";
 import { jetstream, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -156,6 +157,9 @@ export class Worker implements AsyncDisposable {
         logBatchLines: env.MOONMIND_LOG_BATCH_LINES,
         // A finished agent's result is kept for as long as its agent was allowed to run.
         storeRetryMs: env.MOONMIND_JOB_TIMEOUT_MS,
+        gitAuthor: { name: env.MOONMIND_GIT_AUTHOR_NAME, email: env.MOONMIND_GIT_AUTHOR_EMAIL },
+        forgeApiUrl: env.MOONMIND_FORGE_API_URL,
+        pushToken: () => readPushToken(env.MOONMIND_GIT_PUSH_TOKEN, env.MOONMIND_GIT_PUSH_TOKEN_FILE),
       },
     };
     if (this.stopping) return;
@@ -498,4 +502,11 @@ export class Worker implements AsyncDisposable {
     if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
     this.log.info({ reason }, "worker stopped");
   }
+}
+
+/** The push token: MOONMIND_GIT_PUSH_TOKEN, else the first line of MOONMIND_GIT_PUSH_TOKEN_FILE (read each push, so a rotated file is picked up). */
+function readPushToken(token: string | undefined, file: string | undefined): string | undefined {
+  if (token) return token;
+  if (!file) return undefined;
+  return readFileSync(file, "utf8").split("\n")[0]?.trim() || undefined;
 }

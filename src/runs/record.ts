@@ -60,7 +60,13 @@ export function finished(
   record: RunRecord,
   nowIso: string,
   state: Extract<RunState, "succeeded" | "failed" | "cancelled" | "dead_letter">,
-  result: { outcome: Outcome; summary?: string | undefined; error?: RunError | undefined; durationMs?: number | undefined },
+  result: {
+    outcome: Outcome;
+    summary?: string | undefined;
+    error?: RunError | undefined;
+    durationMs?: number | undefined;
+    published?: { branch: string; commit: string; remote: string; pullRequest?: string | undefined } | undefined;
+  },
   artifacts: string[] = record.artifacts,
 ): RunRecord {
   return {

@@ -59,7 +59,10 @@ export function claudeUsageLimit(line: string): UsageLimit | undefined {
     return { evidence: `claude's usage limit was reached${kind}`, ...(resetsAt ? { resetsAt } : {}) };
   }
   if (event.type === "result" && event.is_error === true && event.api_error_status === 429) {
-    return { evidence: typeof event.result === "string" ? event.result : "the model API answered 429" };
+    const text = typeof event.result === "string" ? event.result : "the model API answered 429";
+    // A subscriber's 429 without the plan's headers is the service throttling, which it says is not the limit.
+    if (/not your usage limit/i.test(text)) return undefined;
+    return { evidence: text };
   }
   return undefined;
 }

@@ -80,6 +80,8 @@ export const RunRecordSchema = z.object({
       exitCode: z.number().int().optional(),
       durationMs: z.number().int().optional(),
       error: RunErrorSchema.optional(),
+      /** Where a `publish: branch` run put its change: the branch, its commit, the remote it was pushed to. */
+      published: z.object({ branch: z.string(), commit: z.string(), remote: z.string(), pullRequest: z.string().optional() }).optional(),
     })
     .optional(),
   lastError: RunErrorSchema.optional(),

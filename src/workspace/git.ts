@@ -41,6 +41,22 @@ export interface PreparedWorkspace {
   baseCommit: string;
   /** The worker's own git dir for `repoDir`, outside `dir`. */
   gitDir: string;
+  /** Where it was cloned from (credentials stripped), and so where a branch is pushed. */
+  source: string;
+  /** The branch the checkout is on (`task.git.newBranch`, default `moonmind/<jobId>`). */
+  branch: string;
+}
+
+/** The only credential helper of a push: the token from its environment, never from argv, a URL or a file git keeps. */
+export const PUSH_CREDENTIAL_HELPER = '!f() { test "$1" = get && echo username=x-access-token && echo "password=$MOONMIND_PUSH_TOKEN"; }; f';
+
+export interface PublishOptions {
+  message: string;
+  author: { name: string; email: string };
+  /** A token for the push, given to git by a credential helper through the environment, never in argv or a URL. */
+  token?: string | undefined;
+  /** `task.git.startingBranch`, when the job named one. */
+  startingBranch?: string | undefined;
 }
 
 export interface SweepResult {
@@ -248,7 +264,7 @@ export class WorkspaceManager {
       const loose = await readFile(join(gitDir, "refs", "heads", ...branch.split("/")), "utf8").catch(() => "");
       const baseCommit = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.exec(loose.trim())?.[0] ?? (await step([`--git-dir=${gitDir}`, "rev-parse", "HEAD"], worker));
       await giveRepository(gitDir, join(repoDir, ".git"), branch, baseCommit, withoutCredentials(source));
-      return { dir, repoDir, outDir, baseCommit, gitDir };
+      return { dir, repoDir, outDir, baseCommit, gitDir, source: withoutCredentials(source), branch };
     } catch (err) {
       await this.removeNow(dir);
       throw err;
@@ -424,6 +440,54 @@ export class WorkspaceManager {
     } finally {
       await rm(index, { force: true });
     }
+  }
+
+  /**
+   * Commits what `diff` staged (the agent's change, as the patch has it) on the run's branch with
+   * the worker's author, on top of the starting commit, and pushes it to where the checkout came
+   * from. The worker does this, not the agent: nothing in the checkout is run or trusted, and the
+   * push token reaches git only through a credential helper reading the environment.
+   */
+  async publishBranch(ws: PreparedWorkspace, opts: PublishOptions): Promise<{ branch: string; commit: string; remote: string; base: string }> {
+    const worker = this.workerDir(ws.dir);
+    const home = join(worker, "home");
+    const identity = {
+      GIT_AUTHOR_NAME: opts.author.name,
+      GIT_AUTHOR_EMAIL: opts.author.email,
+      GIT_COMMITTER_NAME: opts.author.name,
+      GIT_COMMITTER_EMAIL: opts.author.email,
+    };
+    // The push passes its `-c` settings on to a local remote's receive-pack: it gets only what a
+    // remote may inherit (no hooks path of ours, which would stop a local remote's own hooks).
+    const gitHere = (args: string[], env: Record<string, string> = {}, input?: string, locked = true) =>
+      run([`--git-dir=${ws.gitDir}`, ...(locked ? GIT_LOCKED : ["-c", "protocol.allow=never", "-c", "core.fsmonitor=false"]), ...args], home, {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, XDG_CONFIG_HOME: home, LC_ALL: "C", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0", ...env },
+        extendEnv: false,
+        timeoutMs: this.timeoutMs,
+        ...(input === undefined ? {} : { input }),
+      });
+    const tree = (await gitHere(["write-tree"])).trim();
+    const commit = (await gitHere(["commit-tree", tree, "-p", ws.baseCommit, "-F", "-"], identity, opts.message)).trim();
+    const helper = opts.token ? ["-c", "credential.helper=", "-c", `credential.helper=${PUSH_CREDENTIAL_HELPER}`] : [];
+    try {
+      // The locked settings forbid every transport; the push may use the ones a clone may (never `ext`).
+      const transports = ["https", "http", "ssh", "git", "file"].flatMap((p) => ["-c", `protocol.${p}.allow=always`]);
+      await gitHere([...transports, ...helper, "push", "--no-verify", "--", ws.source, `${commit}:refs/heads/${ws.branch}`], opts.token ? { MOONMIND_PUSH_TOKEN: opts.token } : {}, undefined, false);
+    } catch (err) {
+      // What the remote said (`remote: …`), its verdict (`! [remote rejected] …`) and git's own error.
+      const lines = (err as Error).message.replace(/^git \S+ failed: /, "").split("\n").map((l) => l.trim());
+      const said = lines.filter((l) => /^(remote:|!|error:|fatal:)/.test(l));
+      const why = (said.length > 0 ? said : (err as Error).message.split("\n").slice(-3)).join(" ").slice(0, 800);
+      throw new PermanentError("PUBLISH_FAILED", `pushing branch ${ws.branch} to ${ws.source} failed: ${why}`, { cause: err });
+    }
+    // The branch it started from, for a pull request: the one named, else the remote's default.
+    let base = opts.startingBranch;
+    if (!base) {
+      const transports = ["https", "http", "ssh", "git", "file"].flatMap((p) => ["-c", `protocol.${p}.allow=always`]);
+      const symref = await gitHere([...transports, ...helper, "ls-remote", "--symref", "--", ws.source, "HEAD"], opts.token ? { MOONMIND_PUSH_TOKEN: opts.token } : {}, undefined, false).catch(() => "");
+      base = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(symref)?.[1] ?? "main";
+    }
+    return { branch: ws.branch, commit, remote: ws.source, base };
   }
 
   /** Refuses a path under the held checkout that passes through a link. */

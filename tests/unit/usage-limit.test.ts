@@ -48,6 +48,8 @@ describe("claude", () => {
     const result = JSON.stringify({ type: "result", subtype: "success", is_error: true, api_error_status: 429, result: "API Error: Request rejected (429) · try again later." });
     expect(claudeUsageLimit(result)).toEqual({ evidence: "API Error: Request rejected (429) · try again later." });
     expect(claudeUsageLimit(JSON.stringify({ type: "rate_limit_event", rate_limit_info: { status: "allowed", resetsAt: 1 } }))).toBeUndefined();
+    const throttled = { type: "result", is_error: true, api_error_status: 429, result: "API Error: Server is temporarily limiting requests (not your usage limit)" };
+    expect(claudeUsageLimit(JSON.stringify(throttled))).toBeUndefined();
     expect(claudeUsageLimit(JSON.stringify({ type: "result", is_error: true, api_error_status: 401, result: "Invalid API key" }))).toBeUndefined();
   });
 });
