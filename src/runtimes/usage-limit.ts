@@ -74,6 +74,14 @@ export function claudeUsageLimit(line: string): UsageLimit | undefined {
  * ("message: 'You exceeded your current quota…'"); a `retryDelay` ("30s") when RetryInfo came with it.
  */
 export function geminiUsageLimit(line: string, now: Date): UsageLimit | undefined {
+  // Its stream-json events carry the agent's own tool output too: of those only the CLI's own
+  // verdict (`result` / `error`) counts, so an agent printing the words cannot pause its login.
+  const event = parseJson(line) as { type?: unknown; status?: unknown; error?: { message?: unknown }; message?: unknown } | undefined;
+  if (event !== undefined && event !== null && typeof event === "object" && typeof event.type === "string") {
+    const verdict = event.type === "result" && event.status === "error" ? event.error?.message : event.type === "error" ? event.message : undefined;
+    if (typeof verdict !== "string") return undefined;
+    line = verdict;
+  }
   if (!/RESOURCE_EXHAUSTED|TerminalQuotaError|exceeded your current quota|exhausted your daily quota|Quota exceeded for/i.test(line)) return undefined;
   const delay = /retryDelay"?\s*[:=]\s*"?(\d+(?:\.\d+)?)s|retry in (\d+(?:\.\d+)?)\s*s/i.exec(line);
   const seconds = delay ? Number(delay[1] ?? delay[2]) : undefined;

@@ -63,5 +63,10 @@ describe("gemini", () => {
       evidence: "You exceeded your current quota, please check your plan and billing details.",
     });
     expect(geminiUsageLimit("all good", now)).toBeUndefined();
+    // The agent's own tool output, however it is worded, is no limit; the CLI's verdict is.
+    const tool = JSON.stringify({ type: "tool_result", status: "success", output: "Error: RESOURCE_EXHAUSTED: You exceeded your current quota" });
+    expect(geminiUsageLimit(tool, now)).toBeUndefined();
+    const verdict = JSON.stringify({ type: "result", status: "error", error: { type: "Error", message: "[API Error: You exceeded your current quota, please check your plan and billing details.]" } });
+    expect(geminiUsageLimit(verdict, now)?.evidence).toMatch(/exceeded your current quota/);
   });
 });
