@@ -26,6 +26,8 @@ export interface FollowOptions {
   /** Replay from this time; undefined replays everything stored. `"new"` starts with the next event. */
   since?: Date | "new";
   signal?: AbortSignal;
+  /** Called once every event stored when the follow began has been delivered (at once when there were none). */
+  onReplayed?: () => void;
 }
 
 export async function* followStatus(nc: NatsConnection, opts: FollowOptions): AsyncGenerator<StatusEvent> {
@@ -38,6 +40,12 @@ export async function* followStatus(nc: NatsConnection, opts: FollowOptions): As
         ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() }
         : { deliver_policy: DeliverPolicy.All }),
   });
+  let replayed = opts.onReplayed;
+  const caughtUp = () => {
+    replayed?.();
+    replayed = undefined;
+  };
+  if (replayed && (await consumer.info(true)).num_pending === 0) caughtUp();
   const messages = await consumer.consume();
   const stop = () => void messages.close();
   if (opts.signal?.aborted) stop();
@@ -45,6 +53,8 @@ export async function* followStatus(nc: NatsConnection, opts: FollowOptions): As
   try {
     for await (const m of messages) {
       const data = parseJson(m.data);
+      // Past the last stored one once nothing is pending; the item itself is yielded first below.
+      const last = replayed !== undefined && m.info.pending === 0;
       if (m.subject.startsWith("status.jobs.")) {
         const parsed = JobEventSchema.safeParse(data);
         if (parsed.success) yield { kind: "job", event: parsed.data };
@@ -55,6 +65,7 @@ export async function* followStatus(nc: NatsConnection, opts: FollowOptions): As
         const parsed = SubmissionEventSchema.safeParse(data);
         if (parsed.success) yield { kind: "submission", event: parsed.data };
       }
+      if (last) caughtUp();
     }
   } finally {
     opts.signal?.removeEventListener("abort", stop);

@@ -69,7 +69,8 @@ export class LiveModel {
     const kvm = new Kvm(this.nc);
     const [runs, workers] = await Promise.all([kvm.open(BUCKETS.runs), kvm.open(BUCKETS.workers)]);
     await Promise.all([this.watch(runs, (e) => this.onRun(e)), this.watch(workers, (e) => this.onWorkerRecord(e))]);
-    this.followMachines();
+    // Serving starts once the stored transitions are in: a reload right away shows them all.
+    await this.followMachines();
   }
 
   async stop(): Promise<void> {
@@ -138,22 +139,28 @@ export class LiveModel {
   }
 
   /** Machine transitions: replayed from `historyMs` ago, then live, on one ordered consumer. */
-  private followMachines(): void {
+  private async followMachines(): Promise<void> {
     const since = new Date(Date.now() - this.opts.historyMs);
+    let replayed!: () => void;
+    const done = new Promise<void>((resolve) => (replayed = resolve));
     const iter = followStatus(this.nc, {
       filter: [jobEventSubject("*", "state"), workerEventSubject("*", "state")],
       since,
       signal: this.controller.signal,
+      onReplayed: () => replayed(),
     });
     this.loops.push(
       (async () => {
         for await (const item of iter) {
           if (item.kind !== "submission") this.onState(item.event);
         }
-      })().catch((err: unknown) => {
-        if (!this.controller.signal.aborted) this.opts.log.error({ err }, "live view: status follow ended");
-      }),
+      })()
+        .catch((err: unknown) => {
+          if (!this.controller.signal.aborted) this.opts.log.error({ err }, "live view: status follow ended");
+        })
+        .finally(() => replayed()),
     );
+    await done;
   }
 
   private onState(e: JobEvent | WorkerEvent): void {
