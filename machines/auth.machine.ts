@@ -54,6 +54,15 @@ export interface AuthAnnouncement {
   result: PreflightResult;
 }
 
+/** The login as a job's own answer left it: failed, with its message, on the same credentials and volume. */
+function judgedByJob(context: AuthContext, state: "unauthenticated" | "limited", at: string, message: string): NonNullable<AuthContext["last"]> {
+  return {
+    state,
+    fingerprint: context.last?.fingerprint,
+    result: { status: "failed", checkedAt: at, ...(context.last?.result.volume ? { volume: context.last.result.volume } : {}), message },
+  };
+}
+
 const checkOutput = (event: unknown) => (event as DoneActorEvent<AuthCheckResult>).output;
 
 export const authMachine = setup({
@@ -75,36 +84,16 @@ export const authMachine = setup({
       return {
         forced: false,
         expiredFingerprint: context.last?.fingerprint,
-        last: {
-          state: "unauthenticated" as const,
-          fingerprint: context.last?.fingerprint,
-          result: {
-            status: "failed" as const,
-            checkedAt: e.at,
-            ...(context.last?.result.volume ? { volume: context.last.result.volume } : {}),
-            message: `a job's output shows the login expired (${e.evidence}): ${e.remedy}`,
-          },
-        },
+        last: judgedByJob(context, "unauthenticated", e.at, `a job's output shows the login expired (${e.evidence}): ${e.remedy}`),
       };
     }),
     recordLimit: assign(({ context, event }) => {
       const e = event as Extract<AuthEvent, { type: "USAGE_LIMITED" }>;
-      return {
-        forced: false,
-        limitMs: e.retryInMs,
-        last: {
-          state: "limited" as const,
-          fingerprint: context.last?.fingerprint,
-          result: {
-            status: "failed" as const,
-            checkedAt: e.at,
-            ...(context.last?.result.volume ? { volume: context.last.result.volume } : {}),
-            message:
-              `usage limit until ${e.until}${context.last?.result.volume ? ` for volume ${context.last.result.volume}` : ""} (${e.evidence}): ` +
-              "its jobs wait in the stream, no attempt spent, and the login resumes by itself then",
-          },
-        },
-      };
+      const volume = context.last?.result.volume;
+      const message =
+        `usage limit until ${e.until}${volume ? ` for volume ${volume}` : ""} (${e.evidence}): ` +
+        "its jobs wait in the stream, no attempt spent, and the login resumes by itself then";
+      return { forced: false, limitMs: e.retryInMs, last: judgedByJob(context, "limited", e.at, message) };
     }),
   },
   guards: {

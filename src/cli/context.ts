@@ -10,6 +10,7 @@ import type { z } from "zod";
 import { loadConfig, type Config } from "../config.js";
 import { EXIT_CODES, MoonmindError, UsageError } from "../errors.js";
 import { permissionViolation } from "../nats/errors.js";
+import { callOps } from "../ops/client.js";
 import { DEV_URL_FILE, resolveNatsUrl } from "../nats/url.js";
 import { isProjectRoot } from "../paths.js";
 import type { RunRecord } from "../schemas/run.js";
@@ -112,42 +113,30 @@ export async function opsRequest<S extends z.ZodType>(
 ): Promise<z.infer<S>> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const progress = startProgress(ctx.terminal, opts.progress ?? `asking ${subject}`);
-  let reply;
-  try {
-    reply = await nc.request(subject, JSON.stringify(body ?? {}), { timeout: timeoutMs });
-  } catch (err) {
-    const e = err as { name?: string; isNoResponders?: () => boolean; cause?: { name?: string } };
-    if (e.isNoResponders?.() || e.cause?.name === "NoResponders" || e.name === "NoResponders") {
-      throw new OpsError(`no ops service answered on ${subject}: start the stack (npm start) or \`moonmind ops\``, 503, { cause: err });
+  const call = await callOps(nc, subject, body, timeoutMs).finally(() => progress.stop());
+  if (!call.ok) {
+    switch (call.why) {
+      case "no-responders":
+        throw new OpsError(`no ops service answered on ${subject}: start the stack (npm start) or \`moonmind ops\``, 503, { cause: call.cause });
+      case "timeout":
+        throw new OpsError(`the ops service did not answer ${subject} within ${timeoutMs / 1000} s`, undefined, {
+          cause: call.cause,
+          remedy: "check it runs (`nats micro ls`), or try again",
+        });
+      case "forbidden":
+        throw new OpsError(`this NATS login may not ask ${subject} (its role's permissions in nats.conf)`, 403, {
+          cause: call.cause,
+          remedy: "run it under a login whose role allows it, e.g. the operator's: NATS_URL=nats://operator:<password>@<host>:4222",
+        });
+      case "service":
+        throw new OpsError(call.description.startsWith(subject) ? call.description : `${subject}: ${call.description}`, call.code);
+      case "not-json":
+        throw new OpsError(`${subject} answered with something that is not JSON`, undefined, { cause: call.cause });
+      case "transport":
+        throw new OpsError(`request to ${subject} failed: ${(call.cause as Error).message}`, undefined, { cause: call.cause });
     }
-    if (e.name === "TimeoutError" || e.cause?.name === "TimeoutError") {
-      throw new OpsError(`the ops service did not answer ${subject} within ${timeoutMs / 1000} s`, undefined, {
-        cause: err,
-        remedy: "check it runs (`nats micro ls`), or try again",
-      });
-    }
-    if (permissionViolation(err)) {
-      throw new OpsError(`this NATS login may not ask ${subject} (its role's permissions in nats.conf)`, 403, {
-        cause: err,
-        remedy: "run it under a login whose role allows it, e.g. the operator's: NATS_URL=nats://operator:<password>@<host>:4222",
-      });
-    }
-    throw new OpsError(`request to ${subject} failed: ${(err as Error).message}`, undefined, { cause: err });
-  } finally {
-    progress.stop();
   }
-  const codeHeader = reply.headers?.get("Nats-Service-Error-Code") ?? "";
-  if (codeHeader !== "") {
-    const code = Number.parseInt(codeHeader, 10) || 500;
-    const description = reply.headers?.get("Nats-Service-Error") || `error ${code}`;
-    throw new OpsError(description.startsWith(subject) ? description : `${subject}: ${description}`, code);
-  }
-  let data: unknown;
-  try {
-    data = reply.json();
-  } catch (err) {
-    throw new OpsError(`${subject} answered with something that is not JSON`, undefined, { cause: err });
-  }
+  const data = call.data;
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
     throw new OpsError(`${subject} answered with an unexpected reply: ${parsed.error.issues[0]?.message ?? "invalid"}`, undefined, {

@@ -16,7 +16,7 @@ export function resolveBinary(command: string, explicit: string | undefined, pat
   return command; // let the spawn fail with ENOENT, which preflight reports with the fix
 }
 
-function isExecutable(file: string): boolean {
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
     return true;

@@ -7,6 +7,7 @@
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { readLogs } from "../cli/commands/logs.js";
+import { callOps } from "../ops/client.js";
 import { ARTIFACTS, OBJECT_STORES, OPS, artifactKey, workerControlSubject } from "../subjects.js";
 
 export interface ApiReply {
@@ -48,79 +49,77 @@ function queryBody(query: URLSearchParams): { body: Record<string, unknown> } | 
 
 interface Route {
   method: "GET" | "POST";
-  pattern: RegExp;
-  /** The NATS subject and the request body, from the path's captures and the query or body. */
-  subject: (m: RegExpExecArray) => string;
-  body: (m: RegExpExecArray, input: Record<string, unknown>) => Record<string, unknown>;
+  /** `/api/runs/:id/cancel`: `:id` is a run's (or a worker's) id. */
+  path: string;
+  /** The NATS subject and the request body, from the path's id and the query or body. */
+  subject: (id: string) => string;
+  body: (id: string, input: Record<string, unknown>) => Record<string, unknown>;
   timeoutMs?: number;
 }
 
-const runId = (m: RegExpExecArray) => decodeURIComponent(m[1]!);
+const query = (_: string, q: Record<string, unknown>) => q;
+const withRunId = (id: string, b: Record<string, unknown>) => ({ ...b, runId: id });
 
 export const API_ROUTES: Route[] = [
-  { method: "GET", pattern: /^\/api\/shards$/, subject: () => OPS.shards, body: (_, q) => q },
-  { method: "GET", pattern: /^\/api\/workers$/, subject: () => OPS.workers, body: (_, q) => q },
-  { method: "GET", pattern: /^\/api\/runs$/, subject: () => OPS.runsList, body: (_, q) => q },
-  { method: "GET", pattern: /^\/api\/runs\/([^/]+)$/, subject: () => OPS.runsGet, body: (m, q) => ({ ...q, runId: runId(m) }) },
-  { method: "POST", pattern: /^\/api\/runs\/([^/]+)\/cancel$/, subject: () => OPS.runsCancel, body: (m, b) => ({ ...b, runId: runId(m) }) },
-  { method: "POST", pattern: /^\/api\/runs\/([^/]+)\/retry$/, subject: () => OPS.runsRetry, body: (m, b) => ({ ...b, runId: runId(m) }) },
+  { method: "GET", path: "/api/shards", subject: () => OPS.shards, body: query },
+  { method: "GET", path: "/api/workers", subject: () => OPS.workers, body: query },
+  { method: "GET", path: "/api/runs", subject: () => OPS.runsList, body: query },
+  { method: "GET", path: "/api/runs/:id", subject: () => OPS.runsGet, body: withRunId },
+  { method: "POST", path: "/api/runs/:id/cancel", subject: () => OPS.runsCancel, body: withRunId },
+  { method: "POST", path: "/api/runs/:id/retry", subject: () => OPS.runsRetry, body: withRunId },
   // A preflight may run a login check (a CLI) on a worker: ops gives it 30 s.
-  { method: "POST", pattern: /^\/api\/runs\/([^/]+)\/preflight$/, subject: () => OPS.runsPreflight, body: (m, b) => ({ ...b, runId: runId(m) }), timeoutMs: 45_000 },
-  { method: "GET", pattern: /^\/api\/dead$/, subject: () => OPS.deadList, body: (_, q) => q },
-  { method: "GET", pattern: /^\/api\/usage$/, subject: () => OPS.usage, body: (_, q) => q },
-  { method: "POST", pattern: /^\/api\/workers\/([^/]+)\/drain$/, subject: (m) => workerControlSubject(decodeURIComponent(m[1]!), "drain"), body: () => ({}) },
+  { method: "POST", path: "/api/runs/:id/preflight", subject: () => OPS.runsPreflight, body: withRunId, timeoutMs: 45_000 },
+  { method: "GET", path: "/api/dead", subject: () => OPS.deadList, body: query },
+  { method: "GET", path: "/api/usage", subject: () => OPS.usage, body: query },
+  { method: "POST", path: "/api/workers/:id/drain", subject: (id) => workerControlSubject(id, "drain"), body: () => ({}) },
 ];
+
+const patterns = new Map(API_ROUTES.map((r) => [r, new RegExp(`^${r.path.replace(":id", "([^/]+)")}$`)]));
 
 /** Answers an `/api` request. */
 export async function handleApi(nc: NatsConnection, req: ApiRequest): Promise<ApiReply> {
   const logs = /^\/api\/runs\/([^/]+)\/logs$/.exec(req.path);
-  if (logs && req.method === "GET") return logTail(nc, runId(logs), req.query);
+  if (logs && req.method === "GET") return logTail(nc, decodeURIComponent(logs[1]!), req.query);
   const patch = /^\/api\/runs\/([^/]+)\/patch$/.exec(req.path);
-  if (patch && req.method === "GET") return patchOf(nc, runId(patch));
+  if (patch && req.method === "GET") return patchOf(nc, decodeURIComponent(patch[1]!));
 
-  const matching = API_ROUTES.filter((r) => r.pattern.test(req.path));
+  const matching = API_ROUTES.filter((r) => patterns.get(r)!.test(req.path));
   if (matching.length === 0) return fail(404, `no API route ${req.path}; see GET /api for the list`);
   const route = matching.find((r) => r.method === req.method);
   if (!route) return fail(405, `${req.path} takes ${matching.map((r) => r.method).join(", ")}, not ${req.method}`);
-  const m = route.pattern.exec(req.path)!;
+  const id = decodeURIComponent(patterns.get(route)!.exec(req.path)![1] ?? "");
   let input: Record<string, unknown>;
   if (req.method === "GET") {
     const q = queryBody(req.query);
     if ("failed" in q) return q.failed;
     input = q.body;
   } else input = req.body;
-  return relay(nc, route.subject(m), route.body(m, input), route.timeoutMs ?? 10_000);
+  return relay(nc, route.subject(id), route.body(id, input), route.timeoutMs ?? 10_000);
 }
 
 /** The route table itself, for `GET /api`. */
 export function apiIndex(): ApiReply {
-  const routes = API_ROUTES.map((r) => ({ method: r.method, path: r.pattern.source.replace(/^\^\\|\$$/g, "").replace(/\\\//g, "/").replace("([^/]+)", ":id"), subject: r.subject(["", ":id"] as unknown as RegExpExecArray) }));
+  const routes = API_ROUTES.map((r) => ({ method: r.method, path: r.path, subject: r.subject(":id") }));
   routes.push({ method: "GET", path: "/api/runs/:id/logs", subject: "LOGS logs.jobs.:id" }, { method: "GET", path: "/api/runs/:id/patch", subject: `object store ${OBJECT_STORES.artifacts}` });
   return { status: 200, body: { routes } };
 }
 
 async function relay(nc: NatsConnection, subject: string, body: unknown, timeoutMs: number): Promise<ApiReply> {
-  let reply;
-  try {
-    reply = await nc.request(subject, JSON.stringify(body), { timeout: timeoutMs });
-  } catch (err) {
-    const e = err as { name?: string; message?: string; isNoResponders?: () => boolean; cause?: { name?: string } };
-    if (e.isNoResponders?.() || e.cause?.name === "NoResponders" || e.name === "NoResponders") {
+  const call = await callOps(nc, subject, body, timeoutMs);
+  if (call.ok) return { status: 200, body: call.data };
+  switch (call.why) {
+    case "no-responders":
       return fail(503, subject.startsWith("worker.") ? `no worker answered on ${subject}: it is not running` : `no ops service answered on ${subject}: start \`moonmind ops\` (npm start runs it)`);
-    }
-    if (e.name === "TimeoutError" || e.cause?.name === "TimeoutError") return fail(504, `${subject} did not answer within ${timeoutMs / 1000} s`);
-    if (/permission/i.test(e.message ?? "")) return fail(403, `this server's NATS login may not ask ${subject} (the viz role's permissions in nats.conf)`);
-    return fail(502, `${subject}: ${e.message ?? String(err)}`);
-  }
-  const code = reply.headers?.get("Nats-Service-Error-Code") ?? "";
-  if (code !== "") {
-    const status = Number.parseInt(code, 10);
-    return fail(status >= 400 && status < 600 ? status : 500, reply.headers?.get("Nats-Service-Error") || `${subject} failed`);
-  }
-  try {
-    return { status: 200, body: reply.json() };
-  } catch {
-    return fail(502, `${subject} answered with something that is not JSON`);
+    case "timeout":
+      return fail(504, `${subject} did not answer within ${timeoutMs / 1000} s`);
+    case "forbidden":
+      return fail(403, `this server's NATS login may not ask ${subject} (the viz role's permissions in nats.conf)`);
+    case "service":
+      return fail(call.code >= 400 && call.code < 600 ? call.code : 500, call.description);
+    case "not-json":
+      return fail(502, `${subject} answered with something that is not JSON`);
+    case "transport":
+      return fail(502, `${subject}: ${(call.cause as Error).message}`);
   }
 }
 

@@ -162,15 +162,13 @@ interface LockedRun {
   /** An index of its own, when not the git dir's. */
   index?: string;
   input?: string;
+  /** More environment (a commit's identity). */
+  env?: Record<string, string>;
 }
 
-/**
- * The worker's git on a checkout the agent has had: an explicit git dir and work tree (so nothing
- * is discovered in the checkout and no ownership check applies), no global or system config, an
- * empty HOME, and nothing of the worker's environment.
- */
-function lockedGit(gitDir: string, workTree: string, home: string, timeoutMs: number) {
-  const base = {
+/** The environment of the worker's git after the agent ran: no global or system config, an empty HOME, nothing of the worker's. */
+function cleanGitEnv(home: string): Record<string, string> {
+  return {
     PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     HOME: home,
     XDG_CONFIG_HOME: home,
@@ -181,8 +179,17 @@ function lockedGit(gitDir: string, workTree: string, home: string, timeoutMs: nu
     GIT_NO_REPLACE_OBJECTS: "1",
     GIT_TERMINAL_PROMPT: "0",
   };
+}
+
+/**
+ * The worker's git on a checkout the agent has had: an explicit git dir and work tree (so nothing
+ * is discovered in the checkout and no ownership check applies), no global or system config, an
+ * empty HOME, and nothing of the worker's environment.
+ */
+function lockedGit(gitDir: string, workTree: string, home: string, timeoutMs: number) {
+  const base = cleanGitEnv(home);
   return (args: string[], more: LockedRun = {}) => {
-    const env = more.index === undefined ? base : { ...base, GIT_INDEX_FILE: more.index };
+    const env = { ...base, ...(more.index === undefined ? {} : { GIT_INDEX_FILE: more.index }), ...more.env };
     const argv = [`--git-dir=${gitDir}`, `--work-tree=${more.workTree ?? workTree}`, ...GIT_LOCKED, ...args];
     return run(argv, home, { env, extendEnv: false, timeoutMs, ...(more.input === undefined ? {} : { input: more.input }) });
   };
@@ -449,44 +456,39 @@ export class WorkspaceManager {
    * push token reaches git only through a credential helper reading the environment.
    */
   async publishBranch(ws: PreparedWorkspace, opts: PublishOptions): Promise<{ branch: string; commit: string; remote: string; base: string }> {
-    const worker = this.workerDir(ws.dir);
-    const home = join(worker, "home");
+    const home = join(this.workerDir(ws.dir), "home");
+    const locked = lockedGit(ws.gitDir, ws.repoDir, home, this.timeoutMs);
     const identity = {
       GIT_AUTHOR_NAME: opts.author.name,
       GIT_AUTHOR_EMAIL: opts.author.email,
       GIT_COMMITTER_NAME: opts.author.name,
       GIT_COMMITTER_EMAIL: opts.author.email,
     };
-    // The push passes its `-c` settings on to a local remote's receive-pack: it gets only what a
-    // remote may inherit (no hooks path of ours, which would stop a local remote's own hooks).
-    const gitHere = (args: string[], env: Record<string, string> = {}, input?: string, locked = true) =>
-      run([`--git-dir=${ws.gitDir}`, ...(locked ? GIT_LOCKED : ["-c", "protocol.allow=never", "-c", "core.fsmonitor=false"]), ...args], home, {
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, XDG_CONFIG_HOME: home, LC_ALL: "C", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0", ...env },
+    const tree = (await locked(["write-tree"])).trim();
+    const commit = (await locked(["commit-tree", tree, "-p", ws.baseCommit, "-F", "-"], { env: identity, input: opts.message })).trim();
+    // Talking to the remote: the transports a clone may use (never `ext`), the token only through the
+    // credential helper, and none of the locked settings, which git passes on to a local remote's
+    // receive-pack (our hooks path would stop that repository's own hooks).
+    const helper = opts.token ? ["-c", "credential.helper=", "-c", `credential.helper=${PUSH_CREDENTIAL_HELPER}`] : [];
+    const transports = ["https", "http", "ssh", "git", "file"].flatMap((p) => ["-c", `protocol.${p}.allow=always`]);
+    const remote = (args: string[]) =>
+      run([`--git-dir=${ws.gitDir}`, "-c", "protocol.allow=never", "-c", "core.fsmonitor=false", ...transports, ...helper, ...args], home, {
+        env: { ...cleanGitEnv(home), ...(opts.token ? { MOONMIND_PUSH_TOKEN: opts.token } : {}) },
         extendEnv: false,
         timeoutMs: this.timeoutMs,
-        ...(input === undefined ? {} : { input }),
       });
-    const tree = (await gitHere(["write-tree"])).trim();
-    const commit = (await gitHere(["commit-tree", tree, "-p", ws.baseCommit, "-F", "-"], identity, opts.message)).trim();
-    const helper = opts.token ? ["-c", "credential.helper=", "-c", `credential.helper=${PUSH_CREDENTIAL_HELPER}`] : [];
     try {
-      // The locked settings forbid every transport; the push may use the ones a clone may (never `ext`).
-      const transports = ["https", "http", "ssh", "git", "file"].flatMap((p) => ["-c", `protocol.${p}.allow=always`]);
-      await gitHere([...transports, ...helper, "push", "--no-verify", "--", ws.source, `${commit}:refs/heads/${ws.branch}`], opts.token ? { MOONMIND_PUSH_TOKEN: opts.token } : {}, undefined, false);
+      await remote(["push", "--no-verify", "--", ws.source, `${commit}:refs/heads/${ws.branch}`]);
     } catch (err) {
       // What the remote said (`remote: …`), its verdict (`! [remote rejected] …`) and git's own error.
       const lines = (err as Error).message.replace(/^git \S+ failed: /, "").split("\n").map((l) => l.trim());
       const said = lines.filter((l) => /^(remote:|!|error:|fatal:)/.test(l));
-      const why = (said.length > 0 ? said : (err as Error).message.split("\n").slice(-3)).join(" ").slice(0, 800);
+      const why = (said.length > 0 ? said : lines.slice(-3)).join(" ").slice(0, 800);
       throw new PermanentError("PUBLISH_FAILED", `pushing branch ${ws.branch} to ${ws.source} failed: ${why}`, { cause: err });
     }
     // The branch it started from, for a pull request: the one named, else the remote's default.
-    let base = opts.startingBranch;
-    if (!base) {
-      const transports = ["https", "http", "ssh", "git", "file"].flatMap((p) => ["-c", `protocol.${p}.allow=always`]);
-      const symref = await gitHere([...transports, ...helper, "ls-remote", "--symref", "--", ws.source, "HEAD"], opts.token ? { MOONMIND_PUSH_TOKEN: opts.token } : {}, undefined, false).catch(() => "");
-      base = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(symref)?.[1] ?? "main";
-    }
+    const symref = opts.startingBranch ? "" : await remote(["ls-remote", "--symref", "--", ws.source, "HEAD"]).catch(() => "");
+    const base = opts.startingBranch ?? /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(symref)?.[1] ?? "main";
     return { branch: ws.branch, commit, remote: ws.source, base };
   }
 

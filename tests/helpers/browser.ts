@@ -4,11 +4,12 @@
  * request to a host other than loopback is recorded in `outside` and aborted, so a test can
  * assert the UI loads nothing from the internet and no test ever reaches it.
  */
-import { accessSync, constants, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { PROJECT_ROOT } from "../../src/paths.js";
+import { isExecutable } from "../../src/runtimes/binary.js";
 
 /** Flags found to work in the CI container (root, no GPU, no display). */
 const CHROMIUM_ARGS = [
@@ -24,22 +25,13 @@ const CHROMIUM_ARGS = [
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 const LOCAL_SCHEMES = new Set(["data:", "blob:", "about:"]);
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The Chromium to launch: $MOONMIND_CHROMIUM_BIN, /usr/bin/chromium, or `chromium` on PATH. */
 export function chromiumPath(): string | undefined {
   const fromEnv = process.env.MOONMIND_CHROMIUM_BIN;
   if (fromEnv) return fromEnv;
   if (existsSync("/usr/bin/chromium")) return "/usr/bin/chromium";
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (dir && executable(join(dir, "chromium"))) return join(dir, "chromium");
+    if (dir && isExecutable(join(dir, "chromium"))) return join(dir, "chromium");
   }
   return undefined;
 }
