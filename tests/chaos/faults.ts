@@ -36,6 +36,8 @@ export interface FaultRecord extends PlannedFault {
   workerId?: string;
   /** The pid that was killed or stopped. */
   pid?: number;
+  /** A kill: when its process was seen gone (its exit reaped), ms since epoch. */
+  diedAt?: number;
   /** A cluster node killed: what it led just before (`meta`, stream names), as its /jsz said. */
   led?: string[];
   /** Jobs the worker held when it was killed or stopped. */
@@ -206,6 +208,7 @@ async function strike(r: FaultRecord, ctx: FaultContext): Promise<void> {
   const killed = slot.kill9();
   ctx.say(`fault: SIGKILL ${slot.name}${r.held ? ` (holds ${r.held.length}, ${r.inWindow!.length} in the window)` : ""}; back in ${r.pauseMs} ms`);
   await killed;
+  r.diedAt = Date.now();
   await sleep(r.pauseMs);
   slot.start();
   r.endedAt = Date.now();

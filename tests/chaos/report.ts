@@ -8,11 +8,15 @@ import type { RunView } from "./observer.js";
 
 export interface DoubledJob {
   jobId: string;
-  /** Inside the window between its agent's exit and its record write when a worker was killed or stopped. */
-  window: "kill" | "stall" | "none";
+  /**
+   * Inside the window between its agent's exit and its record write when a worker was killed or
+   * stopped; `dying`: the agent finished while its worker was being killed, after the harness's last
+   * look and before the kernel had torn the worker down (and with it the agent): its result died too.
+   */
+  window: "kill" | "dying" | "stall" | "none";
   /** The fault that struck last before the agent's second start (none: no fault near it). */
   cause: FaultKind | "none";
-  /** The first agent wrote `done` after its worker had been SIGKILLed: an orphan finished its turn. */
+  /** The first agent wrote `done` after its worker was seen gone: an orphan outlived it and finished its turn. */
   orphanCompleted: boolean;
   /** Faults from shortly before the first start to the last line: `<kind> <target> [pid] +<ms>`. */
   faults: string[];
@@ -60,6 +64,8 @@ export interface ChaosReport {
   doubled: number;
   doubledInWindow: number;
   doubledInKillWindow: number;
+  /** Doubled because the agent finished between the SIGKILL and its worker's death. */
+  doubledInDyingWindow: number;
   doubledInStallWindow: number;
   doubledOutsideWindow: number;
   doubledOutsideByCause: Partial<Record<FaultKind | "none", number>>;
@@ -104,7 +110,7 @@ export function analyse(o: Observed): Pick<
   ChaosReport,
   | "states" | "lost" | "missingRecord" | "missingTerminalEvent" | "stuck" | "doubled" | "doubledInWindow" | "doubledOutsideWindow"
   | "doubledOutsideByCause" | "startedTwice" | "killsInWindow" | "jobsInWindow" | "terminalEventsTwice" | "neverCompleted" | "doubles"
-  | "doubledInKillWindow" | "doubledInStallWindow" | "stallsInWindow" | "jobsInStallWindow" | "windowMs" | "doubledByOrphans" | "lostJobs" | "resultLost"
+  | "doubledInKillWindow" | "doubledInDyingWindow" | "doubledInStallWindow" | "stallsInWindow" | "jobsInStallWindow" | "windowMs" | "doubledByOrphans" | "lostJobs" | "resultLost"
 > {
   const inWindowOf = (kind: FaultKind) => new Set(o.faults.filter((f) => f.kind === kind).flatMap((f) => f.inWindow ?? []));
   const killWindow = inWindowOf("worker-kill");
@@ -145,11 +151,13 @@ export function analyse(o: Observed): Pick<
     if (starts.length === 1 && dones.length === 1 && run?.terminalSeenAt !== undefined) widths.push(run.terminalSeenAt - dones[0]!.at);
     if (dones.length > 1) {
       const secondStart = starts.find((s) => s.at >= dones[0]!.at) ?? starts[1] ?? starts[0]!;
+      const kill = killOf(o.faults, starts[0]!.workerPid, dones[0]!.at);
+      const dying = kill !== undefined && kill.diedAt !== undefined && dones[0]!.at <= kill.diedAt + DYING_SLACK_MS;
       doubles.push({
         jobId: id,
-        window: killWindow.has(id) ? "kill" : stallWindow.has(id) ? "stall" : "none",
+        window: killWindow.has(id) ? "kill" : dying ? "dying" : stallWindow.has(id) ? "stall" : "none",
         cause: causeOf(o.faults, starts[0]!.at, secondStart.at),
-        orphanCompleted: orphaned(o.faults, starts[0]!.workerPid, dones[0]!.at),
+        orphanCompleted: kill !== undefined && !dying,
         faults: o.faults
           .filter((f) => f.startedAt !== undefined && f.startedAt >= starts[0]!.at - 5_000 && f.startedAt <= lines.at(-1)!.at)
           .map(faultLine),
@@ -173,6 +181,7 @@ export function analyse(o: Observed): Pick<
     doubled: doubles.length,
     doubledInWindow: doubles.length - outside.length,
     doubledInKillWindow: doubles.filter((d) => d.window === "kill").length,
+    doubledInDyingWindow: doubles.filter((d) => d.window === "dying").length,
     doubledInStallWindow: doubles.filter((d) => d.window === "stall").length,
     doubledOutsideWindow: outside.length,
     doubledOutsideByCause,
@@ -197,8 +206,17 @@ function causeOf(faults: FaultRecord[], firstStart: number, secondStart: number)
   return struck.sort((a, b) => b.startedAt! - a.startedAt!)[0]?.kind ?? "none";
 }
 
-function orphaned(faults: FaultRecord[], workerPid: number | undefined, doneAt: number): boolean {
-  return faults.some((f) => f.kind === "worker-kill" && workerPid !== undefined && f.pid === workerPid && f.startedAt! < doneAt);
+/**
+ * How long after its worker was seen gone an agent's `done` may still be seen and count as written
+ * while the worker died: both times are stamped by this process's event loop (inotify, the exit's
+ * SIGCHLD), a few ms apart for one instant; an orphan that outlives its worker (the stand-in sleeps
+ * 50–300 ms) shows up well past this.
+ */
+const DYING_SLACK_MS = 50;
+
+/** The SIGKILL of the worker that started the agent, when it struck before the agent's `done`. */
+function killOf(faults: FaultRecord[], workerPid: number | undefined, doneAt: number): FaultRecord | undefined {
+  return faults.find((f) => f.kind === "worker-kill" && workerPid !== undefined && f.pid === workerPid && f.startedAt! < doneAt);
 }
 
 export function renderReport(r: ChaosReport): string {
@@ -223,9 +241,10 @@ export function renderReport(r: ChaosReport): string {
     ["stuck (record not terminal)", r.stuck],
     ["doubled (agent completed twice)", r.doubled],
     ["  inside the window: kill", r.doubledInKillWindow],
+    ["  inside the window: agent done as its worker died", r.doubledInDyingWindow],
     ["  inside the window: stall", r.doubledInStallWindow],
     ["  outside the window", `${r.doubledOutsideWindow}${byCause ? ` (${byCause})` : ""}`],
-    ["    agent finished after its worker's SIGKILL", r.doubledByOrphans],
+    ["    agent finished after its worker was gone", r.doubledByOrphans],
     ["ended RESULT_LOST instead (not run again)", r.resultLost],
     ["kills inside the window (jobs)", `${r.killsInWindow} of ${r.workerKills} (${r.jobsInWindow})`],
     ["stalls spanning an agent's exit (jobs)", `${r.stallsInWindow} of ${r.stalls} (${r.jobsInStallWindow})`],
