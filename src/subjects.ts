@@ -128,6 +128,8 @@ export const ARTIFACTS = {
   outputLog: "output.log",
   changesPatch: "changes.patch",
   lastMessage: "last-message.md",
+  /** The CLI's session files of a succeeded run, for a follow-up to continue (src/runtimes/session.ts). */
+  session: "session.json",
 } as const;
 export type ArtifactName = (typeof ARTIFACTS)[keyof typeof ARTIFACTS];
 

@@ -16,7 +16,7 @@ import { Kvm } from "@nats-io/kv";
 import type { Config } from "../../src/config.js";
 import { StatusPublisher } from "../../src/events.js";
 import type { Logger } from "../../src/logger.js";
-import { route, type Route } from "../../src/routing.js";
+import { normalizeRepository, route, type Route } from "../../src/routing.js";
 import { newRunRecord } from "../../src/runs/record.js";
 import { RunStore } from "../../src/runs/store.js";
 import type { RunRecord } from "../../src/schemas/run.js";
@@ -136,6 +136,8 @@ export class Intake implements AsyncDisposable {
   private async settle(msg: JsMsg, verdict: Rejection | Routable): Promise<IntakeOutcome | undefined> {
     try {
       if (!verdict.ok) return await this.reject(msg, verdict);
+      const followUp = await this.followUpProblem(verdict.job);
+      if (followUp) return await this.reject(msg, { ok: false, jobId: verdict.job.id, reason: followUp, field: "task.resume.runId", original: verdict.job });
       const outcome = await this.route(verdict);
       // A plain ack, not ackAck: waiting for the server's word would hold this job's slot one
       // more round trip and change nothing. A lost ack means a redelivery either way (an ackAck
@@ -201,6 +203,29 @@ export class Intake implements AsyncDisposable {
     msg.term();
     this.log.info({ jobId: parsed.jobId, reason: parsed.reason, existingJob: existing }, "job rejected");
     return { kind: "rejected", jobId: parsed.jobId, reason: parsed.reason };
+  }
+
+  /**
+   * Why a follow-up (`task.resume`) cannot continue the run it names, or undefined: that run must
+   * exist, have succeeded (its result is where the follow-up starts) and be of the same repository.
+   * A duplicate of a routed follow-up is judged again, harmlessly: the run it names stays succeeded.
+   */
+  private async followUpProblem(job: JobRequest): Promise<string | undefined> {
+    const runId = job.task.resume?.runId;
+    if (runId === undefined) return undefined;
+    if (runId === job.id) return "task.resume.runId names this job itself; name the earlier run to continue";
+    const earlier = await this.runs.get(runId).catch((err: unknown) => {
+      if ((err as Error | null)?.name === "ZodError") return null;
+      throw err;
+    });
+    if (earlier === null) return `task.resume.runId: the record of run ${runId} does not parse; it cannot be continued`;
+    if (!earlier) return `task.resume.runId: there is no run ${runId} (moonmind runs lists them)`;
+    const { state, repository } = earlier.record;
+    if (state !== "succeeded") return `task.resume.runId: run ${runId} is ${state}; only a succeeded run can be continued (its result is where a follow-up starts)`;
+    if (normalizeRepository(repository) !== normalizeRepository(job.repository)) {
+      return `task.resume.runId: run ${runId} worked on ${repository}, not ${job.repository}; a follow-up continues on the same repository`;
+    }
+    return undefined;
   }
 
   /** Whether a run record exists under this id; one that no longer parses still exists. */

@@ -27,7 +27,9 @@ import { TERMINAL_RUN_STATES, type RunRecord } from "../../src/schemas/run.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ARTIFACTS, STREAMS, artifactKey, jobEventSubject, type ArtifactName } from "../../src/subjects.js";
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
+import { followUpLine, planFollowUp, type FollowUp } from "./follow-up.js";
 import { claimRun } from "./job-claim.js";
+import type { AgentSession } from "../../src/runtimes/session.js";
 import type { Login } from "./logins.js";
 
 export interface JobDeps {
@@ -98,6 +100,12 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
   let agentRun: Promise<AgentResult> | undefined;
   /** The run's private home put away once its processes are gone: credentials back to the volume, home removed. */
   let homePutAway: Promise<void> | undefined;
+  /** A follow-up's start and the session it continues, once planned (each attempt plans afresh). */
+  let followUp: FollowUp | undefined;
+  /** What the CLI's resume option takes, once a follow-up's session is restored. */
+  let resumeWith: string | undefined;
+  /** The session this attempt's agent left, read from its private home before that is removed. */
+  let session: AgentSession | undefined;
   /** The checkout under way: a job stopped during it removes the directory once it ends. */
   let preparing: Promise<Workspace> | undefined;
   /** The record's "the agent has finished" fact for this attempt, once begun. */
@@ -247,12 +255,13 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           workspaces.diff(ws).then(async (patch) => ({ patch, keys: patch.length > 0 ? [await putArtifact(ARTIFACTS.changesPatch, patch)] : [] })),
           saveOutput(),
           message ? putArtifact(ARTIFACTS.lastMessage, `${message}\n`).then((key) => [key]) : Promise.resolve([]),
+          session ? putArtifact(ARTIFACTS.session, JSON.stringify(session)).then((key) => [key]) : Promise.resolve([]),
           homePutAway ?? Promise.resolve(),
         ] as const;
         // Every step settles before the machine moves on; the first failure is the answer.
         for (const step of await Promise.allSettled(steps)) if (step.status === "rejected") throw step.reason;
-        const [{ patch, keys: patchKeys }, outputKeys, messageKeys] = await Promise.all(steps);
-        const keys = [...outputKeys, ...patchKeys, ...messageKeys];
+        const [{ patch, keys: patchKeys }, outputKeys, messageKeys, sessionKeys] = await Promise.all(steps);
+        const keys = [...outputKeys, ...patchKeys, ...messageKeys, ...sessionKeys];
         const summary = message ? message.slice(0, 500) : undefined;
         const mode = job.task.publish?.mode;
         if (patch.length > 0 && (mode === "branch" || mode === "pr")) {
@@ -334,14 +343,18 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
    * what it made: the machine only removes a workspace it was given.
    */
   async function prepareWorkspace(signal: AbortSignal): Promise<Workspace> {
-    const ws = await workspaces.prepare(job, signal);
+    followUp = await planFollowUp(job, { runs, artifacts: deps.artifacts, adapter, author: deps.settings.gitAuthor });
+    const ws = await workspaces.prepare(job, signal, followUp?.start);
     try {
       // The run's private home lives in the job's directory and goes with it.
       const home = await adapter.prepareHome(login.volume, ws.dir);
+      if (followUp?.session) resumeWith = await adapter.sessions!.restore(home.dir, followUp.session, ws.repoDir);
       if (deps.agentUser) await chownTree(ws.dir, deps.agentUser);
       if (signal.aborted) throw stoppedWhilePreparing();
       startedAt = Date.now();
-      await updateOwned((r) => ({ ...r, startedAt: nowIso(), updatedAt: nowIso() }));
+      const resumed = followUp?.note;
+      await updateOwned((r) => ({ ...r, startedAt: nowIso(), updatedAt: nowIso(), baseCommit: ws.baseCommit, ...(resumed ? { resumed } : {}) }));
+      if (resumed) report({ type: "progress", message: followUpLine(resumed, adapter.runtime) });
       // Stopped while the record was written: the machine has moved on without this workspace.
       if (signal.aborted) throw stoppedWhilePreparing();
       prepared.set(ws.dir, { ws, home });
@@ -371,7 +384,9 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
    */
   async function runAgent(dir: string, signal: AbortSignal): Promise<AgentResult> {
     const { ws, home } = prepared.get(dir)!;
-    const inv = { ...adapter.invocation(job, ws, home), ...(deps.agentUser ? { user: deps.agentUser } : {}) };
+    const resume = resumeWith === undefined ? undefined : { session: resumeWith };
+    const inv = { ...adapter.invocation(job, ws, home, resume), ...(deps.agentUser ? { user: deps.agentUser } : {}) };
+    let sessionId: string | undefined;
     const parse = adapter.createParser();
     let lastMessage: string | undefined;
     let verdict: Extract<OutputEvent, { kind: "result" }> | undefined;
@@ -392,6 +407,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           if (ev.kind === "message") lastMessage = ev.text;
           else if (ev.kind === "error") errors.push(ev.text);
           else if (ev.kind === "usage") attemptUsage = addUsage(attemptUsage, ev.usage, job.task.runtime?.model);
+          else if (ev.kind === "session") sessionId = ev.id;
           else if (ev.kind === "result") {
             verdict = ev;
             // The agent says its turn is done: its effect has happened, whenever its process exits.
@@ -405,6 +421,17 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     });
     batcher.flush();
     if (result.survivors?.length) log.error({ jobId: job.id, survivors: result.survivors }, "agent processes that would not die");
+    // A CLI that did not find the session it was given may start a new one without a word (codex does, exit 0).
+    if (followUp?.session && resume && sessionId !== undefined && sessionId !== followUp.session.id) {
+      report({ type: "progress", message: `${adapter.runtime} started session ${sessionId} instead of continuing ${followUp.session.id}` });
+    }
+    // The conversation, for a follow-up, read before the home goes (only a run that may succeed keeps it).
+    if (adapter.sessions && sessionId && result.exitCode === 0 && !result.cancelled) {
+      session = await adapter.sessions.collect(home.dir, sessionId, ws.repoDir).catch((err: unknown) => {
+        log.warn({ err, jobId: job.id }, "could not keep the agent's session");
+        return undefined;
+      });
+    }
     const putAway = (homePutAway = putHomeAway(home));
     if (inv.lastMessageFile) {
       const fromFile = (await readFile(inv.lastMessageFile, "utf8").catch(() => "")).trim();

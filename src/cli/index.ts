@@ -31,6 +31,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--runtime <runtime>", "codex | claude | gemini (default MOONMIND_DEFAULT_TASK_RUNTIME)")
     .option("--ref <ref>", "branch or tag to start from")
     .option("--model <model>", "model for the agent CLI")
+    .option("--resume <runId>", "a follow-up: continue that succeeded run (its result, and its agent's session where the CLI can)")
     .option("--id <id>", "job id (the dedupe key); generated when absent")
     .option("--max-attempts <n>", "attempts before the job is dead-lettered (default 3)")
     .option("--affinity-key <key>", "route by this key instead of the repository")
@@ -61,7 +62,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command("artifacts <jobId> [kind]")
-    .description("a job's stored artifacts: the list, or one of patch | log | message to stdout or --out FILE")
+    .description("a job's stored artifacts: the list, or one of patch | log | message | session to stdout or --out FILE")
     .option("-o, --out <file>", "save the artifact to FILE instead of printing it")
     .option("--json", "machine-readable output")
     .action(async (jobId: string, kind: string | undefined, opts) => setExit(await (await import("./commands/artifacts.js")).artifactsCommand(cliContext(), jobId, kind, opts)));

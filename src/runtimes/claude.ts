@@ -10,7 +10,9 @@
  */
 import { cost, count } from "./usage.js";
 import { claudeUsageLimit } from "./usage-limit.js";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { readSessionFiles, writeSessionFiles, type SessionSupport } from "./session.js";
 import type { JobRequest } from "../schemas/job.js";
 import { redactText } from "../secrets.js";
 import { buildPrompt } from "./prompt.js";
@@ -123,7 +125,26 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
     );
   }
 
-  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome): AgentInvocation {
+  /**
+   * Sessions are filed under `projects/<the cwd, every character but [a-zA-Z0-9] as '-'>/<id>.jsonl`
+   * (docs/runtimes.md, "Follow-ups"); `--resume` by id looks only under the current checkout's, and
+   * a follow-up's checkout is elsewhere, so it is given the restored file's path, which it takes too.
+   */
+  readonly sessions: SessionSupport = {
+    collect: async (homeDir, id, cwd) => {
+      const projects = join(homeDir, "projects");
+      const dirs = (await readdir(projects, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
+      const files = await readSessionFiles(homeDir, dirs.map((d) => join("projects", d.name, `${id}.jsonl`)));
+      return files ? { runtime: this.runtime, id, cwd, files } : undefined;
+    },
+    restore: async (homeDir, session) => {
+      await writeSessionFiles(homeDir, session.files);
+      const transcript = session.files.find((f) => f.path.endsWith(`/${session.id}.jsonl`)) ?? session.files[0]!;
+      return join(homeDir, transcript.path);
+    },
+  };
+
+  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome, resume?: { session: string }): AgentInvocation {
     const s = this.settings;
     const model = job.task.runtime?.model ?? s.model;
     const effort = job.task.runtime?.effort;
@@ -134,7 +155,8 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
       "--verbose",
       "--permission-mode",
       s.permissionMode,
-      "--no-session-persistence",
+      // The session is kept (in the private home) for a follow-up to continue: --no-session-persistence would drop it.
+      ...(resume ? ["--resume", resume.session] : []),
       ...(model ? ["--model", model] : []),
       ...(effort && CLAUDE_EFFORTS.has(effort) ? ["--effort", effort] : []),
       ...(s.maxTurns ? ["--max-turns", String(s.maxTurns)] : []),
@@ -170,6 +192,7 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
       }
       return out;
     }
+    if (m.type === "system" && m.subtype === "init" && typeof m.session_id === "string") return [{ kind: "session", id: m.session_id }];
     if (m.type === "system" && m.subtype === "api_retry") {
       return [{ kind: "progress", text: `retrying the model request (${m.error ?? m.error_status ?? "error"}, attempt ${m.attempt ?? "?"})` }];
     }
@@ -236,6 +259,7 @@ function describeInput(input: unknown): string {
 interface ClaudeMessage {
   type?: string;
   subtype?: string;
+  session_id?: unknown;
   error?: string;
   error_status?: number;
   attempt?: number;

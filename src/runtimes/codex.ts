@@ -6,7 +6,8 @@
  */
 import { count } from "./usage.js";
 import { codexUsageLimit } from "./usage-limit.js";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { readSessionFiles, writeSessionFiles, type SessionSupport } from "./session.js";
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
 import { redactText } from "../secrets.js";
@@ -142,12 +143,32 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
     );
   }
 
-  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome): AgentInvocation {
+  /**
+   * A session is `sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl` in CODEX_HOME, its id the
+   * `thread.started` event's; `exec resume <id>` finds the restored file wherever the checkout is
+   * (docs/runtimes.md, "Follow-ups").
+   */
+  readonly sessions: SessionSupport = {
+    collect: async (homeDir, id, cwd) => {
+      const names = await readdir(join(homeDir, "sessions"), { recursive: true }).catch(() => [] as string[]);
+      const mine = names.filter((n) => n.endsWith(`-${id}.jsonl`)).map((n) => join("sessions", n));
+      const files = await readSessionFiles(homeDir, mine);
+      return files ? { runtime: this.runtime, id, cwd, files } : undefined;
+    },
+    restore: async (homeDir, session) => {
+      await writeSessionFiles(homeDir, session.files);
+      return session.id;
+    },
+  };
+
+  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome, resume?: { session: string }): AgentInvocation {
     const lastMessageFile = join(ws.outDir, "last-message.md");
     const model = job.task.runtime?.model ?? this.settings.model;
     const effort = job.task.runtime?.effort;
     const args = [
       "exec",
+      // `exec resume` takes neither --sandbox nor --cd: the sandbox goes as config, the checkout is the cwd.
+      ...(resume ? ["resume"] : []),
       "--json",
       "--skip-git-repo-check",
       "-c",
@@ -160,14 +181,12 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
       "analytics.enabled=false",
       "-c",
       "features.plugins=false",
-      "--sandbox",
-      this.settings.sandbox,
-      "--cd",
-      ws.repoDir,
+      ...(resume ? ["-c", `sandbox_mode=${JSON.stringify(this.settings.sandbox)}`] : ["--sandbox", this.settings.sandbox, "--cd", ws.repoDir]),
       "--output-last-message",
       lastMessageFile,
       ...(model ? ["--model", model] : []),
       ...(effort ? ["-c", `model_reasoning_effort=${JSON.stringify(effort)}`] : []),
+      ...(resume ? [resume.session] : []),
       "--",
       buildPrompt(job),
     ];
@@ -200,6 +219,8 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
         if (item.type === "error" && item.message) return [{ kind: "progress", text: `warning: ${item.message}` }];
         return [];
       }
+      case "thread.started":
+        return typeof event.thread_id === "string" ? [{ kind: "session", id: event.thread_id }] : [];
       case "turn.completed": {
         const u = event.usage;
         // An empty usage object (seen from endpoints that report none) is no report.
@@ -251,6 +272,7 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
 
 interface CodexEvent {
   type?: string;
+  thread_id?: unknown;
   message?: string;
   usage?: { input_tokens?: unknown; cached_input_tokens?: unknown; output_tokens?: unknown };
   error?: { message?: string };

@@ -9,9 +9,11 @@
  */
 import { count } from "./usage.js";
 import { geminiUsageLimit } from "./usage-limit.js";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { readSessionFiles, writeSessionFiles, type SessionSupport } from "./session.js";
 import type { JobRequest } from "../schemas/job.js";
 import { buildPrompt } from "./prompt.js";
 import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, runCheck } from "./cli-adapter.js";
@@ -147,7 +149,38 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
     return home;
   }
 
-  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome): AgentInvocation {
+  /**
+   * Sessions are `.gemini/tmp/<project>/chats/session-<time>-<id8>.jsonl`, the first line naming
+   * the session; `--resume <id>` looks in the current checkout's project folder, and one named
+   * `tmp/<sha256 of the checkout path>` is taken into it (docs/runtimes.md, "Follow-ups"), so the
+   * restored transcript goes there, without the old projects.json and .project_root.
+   */
+  readonly sessions: SessionSupport = {
+    collect: async (homeDir, id, cwd) => {
+      const tmp = join(homeDir, ".gemini", "tmp");
+      let best: { path: string; size: number } | undefined;
+      for (const project of await readdir(tmp).catch(() => [] as string[])) {
+        const chats = join(".gemini", "tmp", project, "chats");
+        for (const name of await readdir(join(homeDir, chats)).catch(() => [] as string[])) {
+          if (!/^session-.*\.jsonl$/.test(name) || !name.includes(id.slice(0, 8))) continue;
+          const path = join(chats, name);
+          const text = await readFile(join(homeDir, path), "utf8").catch(() => "");
+          const first = text.split("\n", 1)[0] ?? "";
+          // Each resume also writes a stub under the same id (its start-up context only): the transcript is the largest.
+          if (sessionIdOf(first) === id && (!best || text.length > best.size)) best = { path, size: text.length };
+        }
+      }
+      const files = best ? await readSessionFiles(homeDir, [best.path]) : undefined;
+      return files ? { runtime: this.runtime, id, cwd, files } : undefined;
+    },
+    restore: async (homeDir, session, cwd) => {
+      const project = createHash("sha256").update(cwd).digest("hex");
+      await writeSessionFiles(homeDir, session.files, (path) => join(".gemini", "tmp", project, "chats", basename(path)));
+      return session.id;
+    },
+  };
+
+  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome, resume?: { session: string }): AgentInvocation {
     const model = job.task.runtime?.model ?? this.settings.model;
     const args = [
       // `--prompt=` keeps a prompt that starts with '-' from being read as an option.
@@ -158,6 +191,7 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
       this.settings.approvalMode,
       "--skip-trust",
       ...(model ? ["--model", model] : []),
+      ...(resume ? ["--resume", resume.session] : []),
     ];
     const env = {
       ...this.baseEnv(home.dir),
@@ -177,6 +211,7 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
       } catch {
         return [];
       }
+      if (e.type === "init" && typeof e.session_id === "string") return [{ kind: "session", id: e.session_id }];
       if (e.type === "message") {
         if (e.role !== "assistant" || typeof e.content !== "string") return [];
         reply = e.delta ? reply + e.content : e.content;
@@ -238,6 +273,16 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
   }
 }
 
+/** The `sessionId` a transcript's first line names. */
+function sessionIdOf(line: string): string | undefined {
+  try {
+    const id = (JSON.parse(line) as { sessionId?: unknown }).sessionId;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs `fn` with an empty home of its own, removed afterwards with whatever the CLI left in it. */
 async function withThrowawayHome<T>(fn: (home: string) => Promise<T>): Promise<T> {
   const home = await mkdtemp(join(tmpdir(), "moonmind-gemini-probe-"));
@@ -250,6 +295,7 @@ async function withThrowawayHome<T>(fn: (home: string) => Promise<T>): Promise<T
 
 interface GeminiEvent {
   type?: string;
+  session_id?: unknown;
   role?: string;
   content?: string;
   delta?: boolean;

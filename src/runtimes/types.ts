@@ -2,6 +2,7 @@
 import type { JobRequest } from "../schemas/job.js";
 import type { PreflightResult, RunUsage } from "../schemas/run.js";
 import type { Runtime } from "../schemas/runtime.js";
+import type { SessionSupport } from "./session.js";
 
 export interface AgentInvocation {
   bin: string;
@@ -23,7 +24,9 @@ export type OutputEvent =
   /** The CLI's own verdict on the turn, where its output has one. */
   | { kind: "result"; ok: boolean; text?: string | undefined }
   /** What the CLI reported using (several are summed: one per codex turn). */
-  | { kind: "usage"; usage: RunUsage };
+  | { kind: "usage"; usage: RunUsage }
+  /** The CLI's id for this conversation, which a follow-up resumes. */
+  | { kind: "session"; id: string };
 
 export interface WorkspacePaths {
   repoDir: string;
@@ -73,7 +76,10 @@ export interface RuntimeAdapter {
   /** Start-up preparation of a volume (codex merges its config template). */
   prepareVolume(volume: LoginVolume): Promise<void>;
   prepareHome(volume: LoginVolume, runDir: string): Promise<PrivateHome>;
-  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome): AgentInvocation;
+  /** The CLI's command line; with `resume`, one that continues that earlier session (restored in `home`: `session` is what `sessions.restore` returned). */
+  invocation(job: JobRequest, ws: WorkspacePaths, home: PrivateHome, resume?: { session: string }): AgentInvocation;
+  /** How this CLI keeps and continues a session; absent where it cannot (a follow-up then starts afresh on the result). */
+  readonly sessions?: SessionSupport | undefined;
   /** A parser for one run's machine output (it may keep state across lines, e.g. streamed text). */
   createParser(): (line: string) => OutputEvent[];
   /** True when this output shows the login expired or was revoked. */

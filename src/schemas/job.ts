@@ -112,10 +112,16 @@ export const TaskSchema = z
     steps: z.array(StepSchema).max(100).optional(),
     git: z.strictObject({ startingBranch: GitRefSchema.optional(), newBranch: GitRefSchema.optional() }).optional(),
     publish: z.strictObject({ mode: PublishModeSchema }).optional(),
+    /** A follow-up: continues that earlier run of the same repository, from its result and, where the CLI can, its session. */
+    resume: z.strictObject({ runId: IdSchema }).optional(),
   })
   .refine((t) => (t.instructions !== undefined && t.instructions.length > 0) || t.skill !== undefined, {
     message: "task.instructions is required unless task.skill names a skill",
     path: ["instructions"],
+  })
+  .refine((t) => t.resume === undefined || t.git?.startingBranch === undefined, {
+    message: "a follow-up starts from the result of the run it resumes; leave out task.git.startingBranch",
+    path: ["git", "startingBranch"],
   });
 
 /** The stage of a multi-step workflow a job belongs to. */

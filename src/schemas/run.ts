@@ -73,6 +73,21 @@ export const RunRecordSchema = z.object({
    */
   agentFinishedAt: z.string().optional(),
   nextAttemptAt: z.string().optional(),
+  /** The commit the current attempt's checkout started at (a follow-up's: the earlier results committed on top). */
+  baseCommit: z.string().optional(),
+  /**
+   * A follow-up's start: the run it continues, what its checkout started from (that run's published
+   * branch, its changes on its starting commit, or only that commit), and whether the agent's
+   * session went on or why not.
+   */
+  resumed: z
+    .object({
+      runId: z.string(),
+      from: z.enum(["branch", "patch", "start"]),
+      session: z.enum(["continued", "unsupported", "not-saved", "other-runtime"]),
+      sessionId: z.string().optional(),
+    })
+    .optional(),
   result: z
     .object({
       outcome: OutcomeSchema,

@@ -33,6 +33,20 @@ export interface WorkspaceOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Where a follow-up's checkout starts instead of the job's starting branch: the earlier run's
+ * published branch, or the commit it started from with its changes committed on top.
+ */
+export interface WorkspaceStart {
+  /** A branch or a commit id to fetch. */
+  ref: string;
+  /** What `ref` is, for an error that names it ("branch moonmind/a, published by run a"). */
+  what: string;
+  /** Patches committed on top in order, each with its commit message, before the agent sees the checkout. */
+  changes: Array<{ patch: string; message: string }>;
+  author: { name: string; email: string };
+}
+
 export interface PreparedWorkspace {
   /** The job's directory, handed to the agent. */
   dir: string;
@@ -230,7 +244,7 @@ export class WorkspaceManager {
    * (the job was stopped: git is stopped too) — the directory and the worker's state for it are
    * gone before it throws.
    */
-  async prepare(job: JobRequest, signal?: AbortSignal): Promise<PreparedWorkspace> {
+  async prepare(job: JobRequest, signal?: AbortSignal, start?: WorkspaceStart): Promise<PreparedWorkspace> {
     const check = checkRepository(job.repository, this.opts.allowLocalRepos);
     if (!check.ok) throw new PermanentError("REPOSITORY_REFUSED", `repository ${check.reason}`);
     // The workdir stays traversable for an agent user; the worker's part of it does not.
@@ -249,7 +263,7 @@ export class WorkspaceManager {
       await mkdir(repoDir);
       await mkdir(outDir);
       const source = cloneSource(job.repository, this.opts.gitBaseUrl);
-      const ref = job.task.git?.startingBranch ?? "HEAD";
+      const ref = start?.ref ?? job.task.git?.startingBranch ?? "HEAD";
       const branch = job.task.git?.newBranch ?? `moonmind/${job.id}`;
       const t = this.timeoutMs;
       const step = (args: string[], cwd: string) => git(args, cwd, t, signal);
@@ -260,12 +274,14 @@ export class WorkspaceManager {
         await step([`--git-dir=${gitDir}`, "-c", "fetch.unpackLimit=1", "fetch", "--quiet", "--no-tags", "--depth", "1", "--", source, ref], worker);
       } catch (err) {
         // A ref that does not exist will not appear on a retry.
-        if (/couldn't find remote ref|not our ref/i.test((err as Error).message)) {
-          throw new PermanentError("REF_NOT_FOUND", `ref '${ref}' does not exist in ${job.repository}`, { cause: err });
+        if (/couldn't find remote ref|not our ref|upload-pack: not our ref|no such remote ref/i.test((err as Error).message)) {
+          const what = start ? `${start.what} is no longer in ${job.repository}` : `ref '${ref}' does not exist in ${job.repository}`;
+          throw new PermanentError("REF_NOT_FOUND", what, { cause: err });
         }
         throw err;
       }
       await step([`--git-dir=${gitDir}`, `--work-tree=${repoDir}`, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"], worker);
+      if (start && start.changes.length > 0) await this.commitChanges(gitDir, repoDir, join(worker, "home"), start);
       // The commit checked out, as the worker's own git dir holds the branch (a git run costs the
       // worker a fork of itself; rev-parse only where the ref is not a plain file).
       const loose = await readFile(join(gitDir, "refs", "heads", ...branch.split("/")), "utf8").catch(() => "");
@@ -276,6 +292,32 @@ export class WorkspaceManager {
       await this.removeNow(dir);
       throw err;
     }
+  }
+
+  /**
+   * A follow-up's earlier results, committed in order on the checkout's branch by the worker's git
+   * (locked down: the patches are agents' work), before the agent has the checkout.
+   */
+  private async commitChanges(gitDir: string, repoDir: string, home: string, start: WorkspaceStart): Promise<void> {
+    const locked = lockedGit(gitDir, repoDir, home, this.timeoutMs);
+    const identity = {
+      GIT_AUTHOR_NAME: start.author.name,
+      GIT_AUTHOR_EMAIL: start.author.email,
+      GIT_COMMITTER_NAME: start.author.name,
+      GIT_COMMITTER_EMAIL: start.author.email,
+    };
+    for (const { patch, message } of start.changes) {
+      try {
+        // Into the index only (`--index` would write paths relative to git's cwd, not the work tree).
+        await locked(["apply", "--cached", "--binary", "--whitespace=nowarn", "-"], { input: patch });
+      } catch (err) {
+        const why = (err as Error).message.replace(/^git \S+ failed: /, "").split("\n").slice(0, 3).join(" ");
+        throw new PermanentError("RESUME_FAILED", `${message.split("\n")[0]}: the patch does not apply to ${start.what}: ${why}`, { cause: err });
+      }
+      await locked(["commit", "--quiet", "--no-verify", "--allow-empty", "-F", "-"], { env: identity, input: message });
+    }
+    // The checkout as the last commit has it, deletions included.
+    await locked(["reset", "--quiet", "--hard", "HEAD"]);
   }
 
   /**

@@ -135,3 +135,47 @@ describe.each([
     expect(await artifact(`${id}/changes.patch`)).toContain("+after the limit");
   }, 240_000);
 });
+
+/**
+ * A follow-up (`task.resume`): the first run's session, kept as its `session.json`, is restored
+ * into the follow-up's fresh private home and its CLI continues it (codex `exec resume`, claude
+ * `--resume`, gemini `--resume`), from a checkout at another path that starts from the first run's
+ * change. The scripted endpoint answers the latest prompt of what it is sent.
+ */
+describe.each(RUNTIMES)("a %s follow-up", (runtime, vendor) => {
+  it("continues the first run's conversation and builds on its change", async () => {
+    const first = `e2e-first-${runtime}`;
+    const next = `e2e-next-${runtime}`;
+    await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: first, repository: stack.repo, runtime, instructions: `write STORY.md: once upon a time in ${runtime}\nsay the story began` }));
+    expect(await events.waitFor((e) => e.jobId === first && (e.type === "succeeded" || e.type === "failed"), 90_000)).toMatchObject({ type: "succeeded", outcome: "CHANGES_READY" });
+    expect((await stack.runs.get(first))!.record.artifacts).toContain(`${first}/session.json`);
+
+    const from = model.requests.length;
+    await stack.js.publish(
+      SUBJECTS.submit,
+      JSON.stringify({ id: next, repository: stack.repo, runtime, task: { instructions: "run echo and then it went on >> STORY.md\nsay the story went on", resume: { runId: first } } }),
+    );
+    const done = await events.waitFor((e) => e.jobId === next && (e.type === "succeeded" || e.type === "failed"), 90_000);
+    expect(done).toMatchObject({ type: "succeeded", outcome: "CHANGES_READY", summary: "the story went on" });
+    expect((await stack.runs.get(next))!.record.resumed).toEqual({ runId: first, from: "patch", session: "continued", sessionId: expect.any(String) });
+    // Its first model request carries the first run's conversation: its prompt and its answer.
+    const opening = model.requests.slice(from).find((r) => r.vendor === vendor && JSON.stringify(r.body ?? "").includes("and then it went on"));
+    expect(JSON.stringify(opening?.body)).toContain(`once upon a time in ${runtime}`);
+    expect(JSON.stringify(opening?.body)).toContain("the story began");
+    // Its patch changes the file the first run made, on top of what that run wrote.
+    const patch = await artifact(`${next}/changes.patch`);
+    expect(patch).toContain("--- a/STORY.md");
+    expect(patch).toContain(` once upon a time in ${runtime}\n+and then it went on`);
+  }, 200_000);
+});
+
+it("a follow-up on another runtime starts from the earlier change, without its session", async () => {
+  const next = "e2e-next-across";
+  await stack.js.publish(
+    SUBJECTS.submit,
+    JSON.stringify({ id: next, repository: stack.repo, runtime: "gemini", task: { instructions: "run echo told again >> STORY.md\nsay retold", resume: { runId: "e2e-first-codex" } } }),
+  );
+  expect(await events.waitFor((e) => e.jobId === next && (e.type === "succeeded" || e.type === "failed"), 90_000)).toMatchObject({ type: "succeeded", outcome: "CHANGES_READY" });
+  expect((await stack.runs.get(next))!.record.resumed).toEqual({ runId: "e2e-first-codex", from: "patch", session: "other-runtime" });
+  expect(await artifact(`${next}/changes.patch`)).toContain(" once upon a time in codex\n+told again");
+}, 120_000);

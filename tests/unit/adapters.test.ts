@@ -52,8 +52,11 @@ describe("adapter invocations", () => {
 
   it("claude: print mode, stream-json with verbose, the permission mode and tools, the prompt after --", () => {
     const inv = createAdapter("claude", loadConfig({ MOONMIND_CLAUDE_MAX_TURNS: "5" })).invocation(job("claude"), ws, home);
-    expect(inv.args.join(" ")).toMatch(/^--print --output-format stream-json --verbose --permission-mode acceptEdits --no-session-persistence --max-turns 5 --allowedTools Bash Edit Write Read Glob Grep -- -n fix it$/);
+    expect(inv.args.join(" ")).toMatch(/^--print --output-format stream-json --verbose --permission-mode acceptEdits --max-turns 5 --allowedTools Bash Edit Write Read Glob Grep -- -n fix it$/);
     expect(inv.env).toMatchObject({ CLAUDE_CODE_MAX_RETRIES: "2", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1", DISABLE_AUTOUPDATER: "1" });
+    // A follow-up: the restored session file continues (a new --session-id or --fork-session would start another).
+    const resumed = createAdapter("claude", loadConfig({})).invocation(job("claude"), ws, home, { session: "/run/home/projects/-old/abc.jsonl" });
+    expect(resumed.args.join(" ")).toContain("--permission-mode acceptEdits --resume /run/home/projects/-old/abc.jsonl --allowedTools");
   });
 
   it("gemini: the prompt as --prompt= (a leading '-' stays text), yolo, trusted workspace, one process", () => {

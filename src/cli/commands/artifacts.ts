@@ -1,5 +1,5 @@
 /**
- * `moonmind artifacts <id> [patch|log|message] [--out FILE]`: what a job stored in the object
+ * `moonmind artifacts <id> [patch|log|message|session] [--out FILE]`: what a job stored in the object
  * store `artifacts`. Without a kind, the list; with one, its content to stdout or to FILE. An
  * artifact that is not there is explained from the run record (KV runs): its state and outcome.
  */
@@ -11,7 +11,7 @@ import type { RunRecord } from "../../schemas/run.js";
 import { parseJobId, readRunRecord, withNats, type CliContext } from "../context.js";
 import { renderTable, shortTime } from "../table.js";
 
-export const ARTIFACT_KINDS = { patch: ARTIFACTS.changesPatch, log: ARTIFACTS.outputLog, message: ARTIFACTS.lastMessage } as const;
+export const ARTIFACT_KINDS = { patch: ARTIFACTS.changesPatch, log: ARTIFACTS.outputLog, message: ARTIFACTS.lastMessage, session: ARTIFACTS.session } as const;
 export type ArtifactKind = keyof typeof ARTIFACT_KINDS;
 
 export interface ArtifactsOptions {
@@ -31,9 +31,9 @@ export interface ArtifactEntry {
 export async function artifactsCommand(ctx: CliContext, rawId: string, kind: string | undefined, opts: ArtifactsOptions): Promise<number> {
   const jobId = parseJobId(rawId);
   if (kind !== undefined && !(kind in ARTIFACT_KINDS)) {
-    throw new UsageError(`unknown artifact '${kind}': use patch (${ARTIFACTS.changesPatch}), log (${ARTIFACTS.outputLog}) or message (${ARTIFACTS.lastMessage})`);
+    throw new UsageError(`unknown artifact '${kind}': use patch (${ARTIFACTS.changesPatch}), log (${ARTIFACTS.outputLog}), message (${ARTIFACTS.lastMessage}) or session (${ARTIFACTS.session})`);
   }
-  if (opts.out !== undefined && kind === undefined) throw new UsageError("--out needs an artifact: patch, log or message");
+  if (opts.out !== undefined && kind === undefined) throw new UsageError("--out needs an artifact: patch, log, message or session");
   return withNats(ctx, async (nc) => {
     const store = await new Objm(nc).open(OBJECT_STORES.artifacts);
     const present: ArtifactEntry[] = [];

@@ -21,6 +21,7 @@ export interface SubmitOptions {
   runtime?: string;
   ref?: string;
   model?: string;
+  resume?: string;
   id?: string;
   maxAttempts?: string;
   affinityKey?: string;
@@ -60,6 +61,10 @@ export async function gatherPayload(opts: SubmitOptions, readStdin: () => Promis
     maxAttempts: opts.maxAttempts === undefined ? undefined : Number(opts.maxAttempts),
   };
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) payload[k] = v;
+  if (opts.resume !== undefined) {
+    const task = typeof payload.task === "object" && payload.task !== null && !Array.isArray(payload.task) ? (payload.task as Record<string, unknown>) : {};
+    payload.task = { ...task, resume: { runId: opts.resume } };
+  }
   payload.id ??= newJobId();
   return payload;
 }

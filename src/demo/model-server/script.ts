@@ -56,12 +56,19 @@ export type Move = Step | { kind: "say"; text: string };
 const INJECTED =
   /^\s*(<(system-reminder|environment_context|session_context|user_instructions)\b|# AGENTS\.md instructions)/;
 
-/** Step n of a job (n = tool results so far): the n-th step while steps remain, then the final message. */
+/**
+ * Step n of the latest prompt (n = tool results since it): the n-th step while steps remain, then
+ * its final message. The latest prompt is the last user text that is not the CLI's own context nor
+ * a tool result: the job's prompt in a fresh conversation, the follow-up's in a resumed one.
+ */
 export function nextMove(turns: Turn[]): Move {
-  const firstModel = turns.findIndex((t) => t.role === "model");
-  const opening = firstModel < 0 ? turns : turns.slice(0, firstModel);
+  const isPrompt = (t: Turn) => t.role === "user" && t.toolResults === 0 && t.texts.some((x) => !INJECTED.test(x));
+  const at = turns.findLastIndex(isPrompt);
+  const from = at < 0 ? 0 : turns.findLastIndex((t, i) => i < at && t.role === "model") + 1;
+  const upTo = turns.findIndex((t, i) => i > at && t.role === "model");
+  const opening = turns.slice(from, upTo < 0 ? turns.length : upTo);
   const userTexts = opening.filter((t) => t.role === "user").flatMap((t) => t.texts);
   const script = parseScript(userTexts.filter((t) => !INJECTED.test(t)).at(-1) ?? "");
-  const step = script.steps[turns.reduce((n, t) => n + t.toolResults, 0)];
+  const step = script.steps[turns.slice(Math.max(at, 0)).reduce((n, t) => n + t.toolResults, 0)];
   return step ?? { kind: "say", text: script.say };
 }
