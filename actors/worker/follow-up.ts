@@ -5,7 +5,8 @@
 import type { ObjectStore } from "@nats-io/obj";
 import { PermanentError } from "../../src/errors.js";
 import type { RunStore } from "../../src/runs/store.js";
-import { parseSession, type AgentSession } from "../../src/runtimes/session.js";
+import type { Logger } from "../../src/logger.js";
+import { parseSession, type AgentSession, type SessionSupport } from "../../src/runtimes/session.js";
 import type { RuntimeAdapter } from "../../src/runtimes/types.js";
 import type { JobRequest } from "../../src/schemas/job.js";
 import type { RunRecord } from "../../src/schemas/run.js";
@@ -84,4 +85,31 @@ export function followUpLine(note: FollowUpNote, runtime: string): string {
     "other-runtime": `it ran on another runtime: ${runtime} starts afresh on the result`,
   }[note.session];
   return `continuing run ${note.runId} from ${from}; ${session}`;
+}
+
+/**
+ * The session a run's CLI left in its private home, to keep as the run's `session.json`: undefined
+ * when it wrote none, or when its files hold the value of a key or token the CLI was given (a
+ * session is the conversation, never the login).
+ */
+export async function keptSession(
+  sessions: SessionSupport,
+  at: { homeDir: string; id: string; cwd: string; env: Record<string, string> },
+  log: Logger,
+): Promise<AgentSession | undefined> {
+  const session = await sessions.collect(at.homeDir, at.id, at.cwd).catch((err: unknown) => {
+    log.warn({ err }, "could not keep the agent's session");
+    return undefined;
+  });
+  if (!session) return undefined;
+  const secrets = Object.entries(at.env)
+    .filter(([name, value]) => /KEY|TOKEN|SECRET|PASSWORD/i.test(name) && value.length >= 8)
+    .map(([, value]) => value);
+  const holdsSecret = session.files.some((f) => {
+    const text = Buffer.from(f.base64, "base64").toString("utf8");
+    return secrets.some((secret) => text.includes(secret));
+  });
+  if (!holdsSecret) return session;
+  log.warn("the agent's session holds a credential of its login; not kept (a follow-up starts afresh)");
+  return undefined;
 }

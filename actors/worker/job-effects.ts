@@ -27,7 +27,7 @@ import { TERMINAL_RUN_STATES, type RunRecord } from "../../src/schemas/run.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ARTIFACTS, STREAMS, artifactKey, jobEventSubject, type ArtifactName } from "../../src/subjects.js";
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
-import { followUpLine, planFollowUp, type FollowUp } from "./follow-up.js";
+import { followUpLine, keptSession, planFollowUp, type FollowUp } from "./follow-up.js";
 import { claimRun } from "./job-claim.js";
 import type { AgentSession } from "../../src/runtimes/session.js";
 import type { Login } from "./logins.js";
@@ -427,10 +427,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     }
     // The conversation, for a follow-up, read before the home goes (only a run that may succeed keeps it).
     if (adapter.sessions && sessionId && result.exitCode === 0 && !result.cancelled) {
-      session = await adapter.sessions.collect(home.dir, sessionId, ws.repoDir).catch((err: unknown) => {
-        log.warn({ err, jobId: job.id }, "could not keep the agent's session");
-        return undefined;
-      });
+      session = await keptSession(adapter.sessions, { homeDir: home.dir, id: sessionId, cwd: ws.repoDir, env: inv.env }, log.child({ jobId: job.id }));
     }
     const putAway = (homePutAway = putHomeAway(home));
     if (inv.lastMessageFile) {

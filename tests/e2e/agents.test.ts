@@ -10,7 +10,7 @@ import { Intake } from "../../actors/intake/intake.js";
 import type { PreflightReply } from "../../actors/worker/control.js";
 import { Worker } from "../../actors/worker/worker.js";
 import { startModelServer, type ModelServer, type Vendor } from "../../src/demo/model-server/index.js";
-import { prepareDemoVolumes } from "../../src/demo/volumes.js";
+import { DEMO_KEY, prepareDemoVolumes } from "../../src/demo/volumes.js";
 import { OBJECT_STORES, SUBJECTS } from "../../src/subjects.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
 import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
@@ -149,6 +149,8 @@ describe.each(RUNTIMES)("a %s follow-up", (runtime, vendor) => {
     await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id: first, repository: stack.repo, runtime, instructions: `write STORY.md: once upon a time in ${runtime}\nsay the story began` }));
     expect(await events.waitFor((e) => e.jobId === first && (e.type === "succeeded" || e.type === "failed"), 90_000)).toMatchObject({ type: "succeeded", outcome: "CHANGES_READY" });
     expect((await stack.runs.get(first))!.record.artifacts).toContain(`${first}/session.json`);
+    // The conversation only: not the login the CLI ran with.
+    expect(await artifact(`${first}/session.json`)).not.toContain(DEMO_KEY);
 
     const from = model.requests.length;
     await stack.js.publish(

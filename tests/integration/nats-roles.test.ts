@@ -212,6 +212,10 @@ describe("nats.conf roles", () => {
     expect(submitted.code, submitted.stderr).toBe(0);
     const patch = await moonmind(asSubmitter, "artifacts", "roles-cli-1", "patch");
     expect(patch.stdout).toContain("+from the cli");
+    // A follow-up: intake reads the earlier record, the worker its record and patch, each under its own role.
+    const followed = await moonmind(asSubmitter, "submit", "--json", "--wait", "--id", "roles-cli-1b", "-r", repo, "-i", "write MORE.md: and more", "--resume", "roles-cli-1");
+    expect(followed.code, followed.stderr).toBe(0);
+    expect((await moonmind(asSubmitter, "artifacts", "roles-cli-1b", "patch")).stdout).toContain("+and more");
     const logs = await moonmind(asSubmitter, "logs", "roles-cli-1");
     expect(logs.code, logs.stderr).toBe(0);
     const run = await moonmind(asSubmitter, "runs", "get", "roles-cli-1", "--json");

@@ -286,6 +286,8 @@ function renderDetail() {
     r && r.waiting ? h("div", { class: "remedy" }, h("strong", {}, "Waiting since " + ago(r.waiting.since)), h("p", { class: "message" }, r.waiting.reason)) : "",
     r && r.preflight && r.preflight.status === "failed" ? h("div", { class: "remedy" }, h("strong", {}, "Preflight failed"), h("p", { class: "message" }, r.preflight.message)) : "",
     r && r.lastError ? h("p", { class: "error" }, r.lastError.code + ": " + r.lastError.message) : "",
+    r && r.resumed ? h("p", { "data-field": "resumed" }, "Follow-up of ", h("code", {}, r.resumed.runId), " from its " + { branch: "published commit", patch: "changes", start: "starting commit" }[r.resumed.from] + "; session " + r.resumed.session + (r.resumed.sessionId ? " (" + r.resumed.sessionId + ")" : "")) : "",
+    r && r.result && r.result.published ? h("p", { "data-field": "published" }, "Published " + r.result.published.branch + " at " + r.result.published.commit.slice(0, 12), r.result.published.pullRequest ? h("span", {}, " · ", /^https?:\/\//.test(r.result.published.pullRequest) ? h("a", { href: r.result.published.pullRequest, rel: "noreferrer" }, r.result.published.pullRequest) : r.result.published.pullRequest) : "") : "",
     h("div", { class: "actions" },
       h("button", { "data-action": "cancel", disabled: !r || !(r.state === "queued" || r.state === "running"), onclick: () => act("cancel " + sel.id, "POST", "/api/runs/" + encodeURIComponent(sel.id) + "/cancel", { reason: "cancelled from the live view" }) }, "Cancel"),
       h("button", { "data-action": "retry", disabled: !r || !["failed", "cancelled", "dead_letter"].includes(r.state), onclick: () => act("retry " + sel.id, "POST", "/api/runs/" + encodeURIComponent(sel.id) + "/retry", {}) }, "Retry"),
