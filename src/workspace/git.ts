@@ -17,11 +17,11 @@
  */
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { execa } from "execa";
-import { PermanentError, RetryableError } from "../errors.js";
+import { PermanentError } from "../errors.js";
 import { checkRepository, cloneSource } from "../repository.js";
 import { giveRepository, readLayout, type GitDirLayout } from "./git-files.js";
-import { withParentDeath } from "../runtimes/parent-death.js";
+import { DEFAULT_TIMEOUT_MS, git, lockedGit, type LockedGit } from "./git-run.js";
+import { publishBranch, type PublishOptions } from "./publish.js";
 import { readProc } from "../runtimes/procfs.js";
 import type { JobRequest } from "../schemas/job.js";
 
@@ -61,17 +61,6 @@ export interface PreparedWorkspace {
   branch: string;
 }
 
-/** The only credential helper of a push: the token from its environment, never from argv, a URL or a file git keeps. */
-export const PUSH_CREDENTIAL_HELPER = '!f() { test "$1" = get && echo username=x-access-token && echo "password=$MOONMIND_PUSH_TOKEN"; }; f';
-
-export interface PublishOptions {
-  message: string;
-  author: { name: string; email: string };
-  /** A token for the push, given to git by a credential helper through the environment, never in argv or a URL. */
-  token?: string | undefined;
-  /** `task.git.startingBranch`, when the job named one. */
-  startingBranch?: string | undefined;
-}
 
 export interface SweepResult {
   /** Job directories removed, with the worker's state for them. */
@@ -86,7 +75,6 @@ const WORKER_DIR = ".worker";
 const OWNER_FILE = "owner";
 /** `<jobId>-<random>` as mkdtemp names a job's directory; job ids are letters, digits, `_` and `-`. */
 const JOB_DIR = /^([A-Za-z0-9_-]{1,128})-[A-Za-z0-9]{6}$/;
-const DEFAULT_TIMEOUT_MS = 600_000;
 /** How deep repositories nested in repositories in the checkout are added as files. */
 const MAX_NESTING = 4;
 /**
@@ -97,118 +85,6 @@ const MAX_NESTING = 4;
  */
 const ADDS_GITLINK = /^new (?:file )?mode 160000$/m;
 
-/** Git never prompts, never runs a transport helper, never reads the system config. */
-const GIT_ENV = {
-  GIT_TERMINAL_PROMPT: "0",
-  GIT_ASKPASS: "/bin/false",
-  SSH_ASKPASS: "/bin/false",
-  GIT_SSH_COMMAND: "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
-  GIT_CONFIG_NOSYSTEM: "1",
-};
-// A workspace lives only as long as its job: nothing in it is worth an fsync.
-const GIT_SAFE = ["-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false", "-c", "core.fsync=none"];
-
-/**
- * What the worker's git is told after the agent ran: no executable of any repository's choosing,
- * no network, links recorded as links. Its own git dir's config holds none of these anyway.
- */
-const GIT_LOCKED = [
-  "core.hooksPath=/dev/null",
-  "core.fsmonitor=false",
-  "core.untrackedCache=false",
-  "core.attributesFile=/dev/null",
-  "core.excludesFile=/dev/null",
-  "core.symlinks=true",
-  "core.autocrlf=false",
-  "core.safecrlf=false",
-  "core.fsync=none",
-  "protocol.allow=never",
-  "gc.auto=0",
-  "maintenance.auto=false",
-  "advice.addEmbeddedRepo=false",
-  "color.ui=false",
-].flatMap((setting) => ["-c", setting]);
-
-interface RunOptions {
-  env: Record<string, string>;
-  extendEnv: boolean;
-  timeoutMs: number;
-  input?: string;
-  /** Stops git (SIGTERM) when the job no longer wants its result. */
-  signal?: AbortSignal | undefined;
-}
-
-async function run(args: string[], cwd: string, opts: RunOptions): Promise<string> {
-  const verbOf = () => args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "-c") ?? "";
-  if (opts.signal?.aborted) throw new RetryableError("GIT_STOPPED", `git ${verbOf()} was not started: the job was stopped`);
-  // Through setpriv where installed: a git the worker started dies with it, instead of writing on
-  // into a directory the worker's next life has swept.
-  const [bin, argv] = withParentDeath("git", args);
-  const result = await execa(bin, argv, {
-    cwd,
-    env: opts.env,
-    extendEnv: opts.extendEnv,
-    ...(opts.input === undefined ? { stdin: "ignore" as const } : { input: opts.input }),
-    timeout: opts.timeoutMs,
-    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
-    reject: false,
-    stripFinalNewline: true,
-  });
-  if (result.isCanceled) throw new RetryableError("GIT_STOPPED", `git ${verbOf()} was stopped: the job was stopped`);
-  if (result.exitCode !== 0 || result.timedOut) {
-    const why = result.timedOut ? `timed out after ${opts.timeoutMs} ms` : (result.stderr || result.stdout).trim();
-    throw new RetryableError("GIT_FAILED", `git ${verbOf()} failed: ${why}`);
-  }
-  return result.stdout;
-}
-
-/**
- * The worker's git before the agent runs: its own environment (its credentials fetch private
- * repositories), the system config and hooks off. Never used on a directory the agent has had.
- */
-export async function git(args: string[], cwd: string, timeoutMs = DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<string> {
-  return run([...GIT_SAFE, ...args], cwd, { env: GIT_ENV, extendEnv: true, timeoutMs, signal });
-}
-
-interface LockedRun {
-  /** The work tree, when not the whole checkout. */
-  workTree?: string;
-  /** An index of its own, when not the git dir's. */
-  index?: string;
-  input?: string;
-  /** More environment (a commit's identity). */
-  env?: Record<string, string>;
-}
-
-/** The environment of the worker's git after the agent ran: no global or system config, an empty HOME, nothing of the worker's. */
-function cleanGitEnv(home: string): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-    HOME: home,
-    XDG_CONFIG_HOME: home,
-    LC_ALL: "C",
-    GIT_CONFIG_NOSYSTEM: "1",
-    GIT_CONFIG_GLOBAL: "/dev/null",
-    GIT_ATTR_NOSYSTEM: "1",
-    GIT_NO_REPLACE_OBJECTS: "1",
-    GIT_TERMINAL_PROMPT: "0",
-  };
-}
-
-/**
- * The worker's git on a checkout the agent has had: an explicit git dir and work tree (so nothing
- * is discovered in the checkout and no ownership check applies), no global or system config, an
- * empty HOME, and nothing of the worker's environment.
- */
-function lockedGit(gitDir: string, workTree: string, home: string, timeoutMs: number) {
-  const base = cleanGitEnv(home);
-  return (args: string[], more: LockedRun = {}) => {
-    const env = { ...base, ...(more.index === undefined ? {} : { GIT_INDEX_FILE: more.index }), ...more.env };
-    const argv = [`--git-dir=${gitDir}`, `--work-tree=${more.workTree ?? workTree}`, ...GIT_LOCKED, ...args];
-    return run(argv, home, { env, extendEnv: false, timeoutMs, ...(more.input === undefined ? {} : { input: more.input }) });
-  };
-}
-type LockedGit = ReturnType<typeof lockedGit>;
 
 /** A URL as the agent may see it: no password, and no user name where that is a token (http). */
 function withoutCredentials(source: string): string {
@@ -491,47 +367,9 @@ export class WorkspaceManager {
     }
   }
 
-  /**
-   * Commits what `diff` staged (the agent's change, as the patch has it) on the run's branch with
-   * the worker's author, on top of the starting commit, and pushes it to where the checkout came
-   * from. The worker does this, not the agent: nothing in the checkout is run or trusted, and the
-   * push token reaches git only through a credential helper reading the environment.
-   */
+  /** Commits what `diff` staged and pushes it (./publish.ts). */
   async publishBranch(ws: PreparedWorkspace, opts: PublishOptions): Promise<{ branch: string; commit: string; remote: string; base: string }> {
-    const home = join(this.workerDir(ws.dir), "home");
-    const locked = lockedGit(ws.gitDir, ws.repoDir, home, this.timeoutMs);
-    const identity = {
-      GIT_AUTHOR_NAME: opts.author.name,
-      GIT_AUTHOR_EMAIL: opts.author.email,
-      GIT_COMMITTER_NAME: opts.author.name,
-      GIT_COMMITTER_EMAIL: opts.author.email,
-    };
-    const tree = (await locked(["write-tree"])).trim();
-    const commit = (await locked(["commit-tree", tree, "-p", ws.baseCommit, "-F", "-"], { env: identity, input: opts.message })).trim();
-    // Talking to the remote: the transports a clone may use (never `ext`), the token only through the
-    // credential helper, and none of the locked settings, which git passes on to a local remote's
-    // receive-pack (our hooks path would stop that repository's own hooks).
-    const helper = opts.token ? ["-c", "credential.helper=", "-c", `credential.helper=${PUSH_CREDENTIAL_HELPER}`] : [];
-    const transports = ["https", "http", "ssh", "git", "file"].flatMap((p) => ["-c", `protocol.${p}.allow=always`]);
-    const remote = (args: string[]) =>
-      run([`--git-dir=${ws.gitDir}`, "-c", "protocol.allow=never", "-c", "core.fsmonitor=false", ...transports, ...helper, ...args], home, {
-        env: { ...cleanGitEnv(home), ...(opts.token ? { MOONMIND_PUSH_TOKEN: opts.token } : {}) },
-        extendEnv: false,
-        timeoutMs: this.timeoutMs,
-      });
-    try {
-      await remote(["push", "--no-verify", "--", ws.source, `${commit}:refs/heads/${ws.branch}`]);
-    } catch (err) {
-      // What the remote said (`remote: …`), its verdict (`! [remote rejected] …`) and git's own error.
-      const lines = (err as Error).message.replace(/^git \S+ failed: /, "").split("\n").map((l) => l.trim());
-      const said = lines.filter((l) => /^(remote:|!|error:|fatal:)/.test(l));
-      const why = (said.length > 0 ? said : lines.slice(-3)).join(" ").slice(0, 800);
-      throw new PermanentError("PUBLISH_FAILED", `pushing branch ${ws.branch} to ${ws.source} failed: ${why}`, { cause: err });
-    }
-    // The branch it started from, for a pull request: the one named, else the remote's default.
-    const symref = opts.startingBranch ? "" : await remote(["ls-remote", "--symref", "--", ws.source, "HEAD"]).catch(() => "");
-    const base = opts.startingBranch ?? /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(symref)?.[1] ?? "main";
-    return { branch: ws.branch, commit, remote: ws.source, base };
+    return publishBranch(ws, join(this.workerDir(ws.dir), "home"), opts, this.timeoutMs);
   }
 
   /** Refuses a path under the held checkout that passes through a link. */

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Intake } from "../../actors/intake/intake.js";
 import type { Worker } from "../../actors/worker/worker.js";
 import { OBJECT_STORES, SUBJECTS, STREAMS, artifactKey } from "../../src/subjects.js";
-import { PUSH_CREDENTIAL_HELPER } from "../../src/workspace/git.js";
+import { PUSH_CREDENTIAL_HELPER } from "../../src/workspace/publish.js";
 import { recordJobEvents, type EventLog } from "../helpers/events.js";
 import { startIntake, startStack, startWorker, stopAll, type TestStack } from "../helpers/stack.js";
 
