@@ -3,6 +3,7 @@
  * serving all three runtimes, real git workspaces — against the local scripted model endpoint
  * that stands in for the vendors' APIs. Each CLI changes a file with its own tool call.
  */
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Objm } from "@nats-io/obj";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -135,6 +136,66 @@ describe.each([
     expect(await artifact(`${id}/changes.patch`)).toContain("+after the limit");
   }, 240_000);
 });
+
+/**
+ * The same limit with the reset the endpoint names a few seconds ahead: codex prints it at minute
+ * precision, and the login pauses until the minute after the one it names (the reset lies within
+ * it) — not for the runtime's fallback backoff — and comes back by itself then. claude names one on
+ * a subscription login (below); gemini's daily-quota answer prints none even when the API's
+ * RetryInfo carries one (measured here: "You have exhausted your daily quota … try again later").
+ */
+it("a codex job at a usage limit that names its reset pauses its login until then, and succeeds on the same attempt", async () => {
+  const id = "e2e-reset-codex";
+  const t0 = Date.now();
+  model.usageLimit("openai", { count: 1, resetInSeconds: 5 });
+  const paused = waitForWorkerEvent(stack.nc, (e) => e.type === "paused" && e.runtime === "codex", 90_000);
+  const resumed = waitForWorkerEvent(stack.nc, (e) => e.type === "resumed" && e.runtime === "codex", 180_000);
+  await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: stack.repo, runtime: "codex", instructions: "write RESET.md: after the reset\nsay done" }));
+  const pause = await paused;
+  const t1 = Date.now();
+  const reason = pause.type === "paused" ? pause.reason : "";
+  expect(reason).not.toMatch(/gave no reset time/);
+  const until = Date.parse(/^usage limit until (\S+)/.exec(reason)?.[1] ?? "");
+  // The endpoint's reset: 5 s after its answer (whole seconds), which came between t0 and t1.
+  const minuteAfter = (ms: number) => (Math.floor(ms / 60_000) + 1) * 60_000;
+  expect([minuteAfter(Math.floor(t0 / 1000) * 1000 + 5_000), minuteAfter(t1 + 5_000)]).toContain(until);
+  expect(Date.parse((await resumed).at)).toBeGreaterThanOrEqual(until);
+  const done = await events.waitFor((e) => e.jobId === id && (e.type === "succeeded" || e.type === "failed"), 120_000);
+  expect(done).toMatchObject({ type: "succeeded", attempt: 1, outcome: "CHANGES_READY" });
+}, 300_000);
+
+/**
+ * claude names its reset only on a subscription login: the volume gets a long-lived OAuth token
+ * (`claude setup-token`'s, which the runtime prefers over the API key) for this one job, and the
+ * endpoint answers with the plan's unified-limit headers; claude prints a `rate_limit_event` with
+ * `resetsAt`, and the login waits exactly until then.
+ */
+it("a claude job on a subscription login at its usage limit pauses its login until the reset claude names", async () => {
+  const id = "e2e-reset-claude";
+  const tokenFile = join(stack.dir, "volumes", "claude", "oauth-token");
+  await writeFile(tokenFile, "demo-subscription-oauth-token\n", { mode: 0o600 });
+  try {
+    const t0 = Date.now();
+    model.usageLimit("anthropic", { count: 1, resetInSeconds: 5 });
+    const paused = waitForWorkerEvent(stack.nc, (e) => e.type === "paused" && e.runtime === "claude", 90_000);
+    const resumed = waitForWorkerEvent(stack.nc, (e) => e.type === "resumed" && e.runtime === "claude", 120_000);
+    await stack.js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: stack.repo, runtime: "claude", instructions: "write RESET.md: after the reset\nsay done" }));
+    const pause = await paused;
+    const t1 = Date.now();
+    const reason = pause.type === "paused" ? pause.reason : "";
+    expect(reason).toMatch(/claude's usage limit was reached/);
+    const until = Date.parse(/^usage limit until (\S+)/.exec(reason)?.[1] ?? "");
+    // resetsAt is whole seconds, 5 s after the endpoint's answer (between t0 and t1).
+    expect(until).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000 + 5_000);
+    expect(until).toBeLessThanOrEqual(t1 + 5_000);
+    expect(Date.parse((await resumed).at)).toBeGreaterThanOrEqual(until);
+    const done = await events.waitFor((e) => e.jobId === id && (e.type === "succeeded" || e.type === "failed"), 120_000);
+    expect(done).toMatchObject({ type: "succeeded", attempt: 1, outcome: "CHANGES_READY" });
+    expect(model.requests.some((r) => r.vendor === "anthropic" && r.authorization === "Bearer demo-subscription-oauth-token")).toBe(true);
+  } finally {
+    await rm(tokenFile, { force: true });
+  }
+}, 300_000);
 
 /**
  * A follow-up (`task.resume`): the first run's session, kept as its `session.json`, is restored
