@@ -20,16 +20,19 @@ const home: PrivateHome = { dir: "/run/home", env: { HOME: "/run/home", SECRET_O
 const ws = { repoDir: "/run/repo", outDir: "/run/out" };
 
 describe("adapter invocations", () => {
-  const dirty = { ...process.env, NATS_URL: "nats://secret@host", NATS_CREDS: "/creds", MOONMIND_WORKER_ID: "w", OPENAI_API_KEY: "sk-x", AWS_SECRET_ACCESS_KEY: "y" };
+  const pushToken = ["ghp", "pushtokenoftheworker0123456789ab"].join("_");
+  const dirty = { ...process.env, NATS_URL: "nats://secret@host", NATS_CREDS: "/creds", MOONMIND_WORKER_ID: "w", OPENAI_API_KEY: "sk-x", AWS_SECRET_ACCESS_KEY: "y", MOONMIND_GIT_PUSH_TOKEN: pushToken };
 
   it.each(["codex", "claude", "gemini"] as const)("%s gets none of the worker's NATS settings or unrelated secrets", (runtime) => {
     const saved = { ...process.env };
     Object.assign(process.env, dirty);
     try {
       const inv = createAdapter(runtime, loadConfig({})).invocation(job(runtime), ws, home);
-      for (const name of ["NATS_URL", "NATS_CREDS", "MOONMIND_WORKER_ID", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY"]) {
+      for (const name of ["NATS_URL", "NATS_CREDS", "MOONMIND_WORKER_ID", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "MOONMIND_GIT_PUSH_TOKEN"]) {
         expect(inv.env[name], name).toBeUndefined();
       }
+      // The push token is the worker's: under no name, nor in the command line.
+      expect(JSON.stringify([inv.env, inv.args])).not.toContain(pushToken);
       expect(inv.env.HOME).toBe("/run/home");
       expect(inv.cwd).toBe("/run/repo");
     } finally {
