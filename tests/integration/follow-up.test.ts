@@ -72,6 +72,15 @@ describe("a follow-up", () => {
     expect(q).not.toContain("p.txt");
   });
 
+  it("published on the earlier run's branch adds to it: a fast-forward", async () => {
+    const before = gitIn(origin, "rev-parse", "refs/heads/follow/p");
+    await submit({ id: "fu-r", repository: origin, task: { instructions: "write r.txt: on the same branch\nsay r done", resume: { runId: "fu-p" }, git: { newBranch: "follow/p" }, publish: { mode: "branch" } } });
+    expect(await ended("fu-r")).toMatchObject({ type: "succeeded", outcome: "PUBLISHED_BRANCH" });
+    const head = gitIn(origin, "rev-parse", "refs/heads/follow/p");
+    expect(gitIn(origin, "rev-parse", `${head}^`)).toBe(before);
+    expect(gitIn(origin, "ls-tree", "--name-only", head).split("\n")).toEqual(expect.arrayContaining(["p.txt", "r.txt"]));
+  });
+
   it("is refused at intake, with the reason, when the run it names cannot be continued", async () => {
     await submit({ id: "fu-failed", repository: origin, maxAttempts: 1, instructions: "fail" });
     expect(await ended("fu-failed")).toMatchObject({ type: "failed" });
