@@ -2,7 +2,9 @@
  * The job machine's effects on a real worker: KV run records, the workspace, the agent CLI,
  * the object store, status events and the JetStream message itself.
  */
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { readAgentFile } from "../../src/runtimes/agent-files.js";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { ObjectStore } from "@nats-io/obj";
@@ -29,7 +31,7 @@ import { ARTIFACTS, STREAMS, artifactKey, jobEventSubject, type ArtifactName } f
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
 import { followUpLine, keptSession, planFollowUp, type FollowUp } from "./follow-up.js";
 import { claimRun } from "./job-claim.js";
-import type { AgentSession } from "../../src/runtimes/session.js";
+import { SESSION_ID, type AgentSession } from "../../src/runtimes/session.js";
 import type { Login } from "./logins.js";
 
 export interface JobDeps {
@@ -343,7 +345,8 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
    * what it made: the machine only removes a workspace it was given.
    */
   async function prepareWorkspace(signal: AbortSignal): Promise<Workspace> {
-    followUp = await planFollowUp(job, { runs, artifacts: deps.artifacts, adapter, author: deps.settings.gitAuthor });
+    // Store reads, retried while the store is away like every other (past the deadline the message goes back unjudged).
+    followUp = await store("the run this job continues", () => planFollowUp(job, { runs, artifacts: deps.artifacts, adapter, author: deps.settings.gitAuthor }, signal));
     const ws = await workspaces.prepare(job, signal, followUp?.start);
     try {
       // The run's private home lives in the job's directory and goes with it.
@@ -407,7 +410,7 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
           if (ev.kind === "message") lastMessage = ev.text;
           else if (ev.kind === "error") errors.push(ev.text);
           else if (ev.kind === "usage") attemptUsage = addUsage(attemptUsage, ev.usage, job.task.runtime?.model);
-          else if (ev.kind === "session") sessionId = ev.id;
+          else if (ev.kind === "session") sessionId = SESSION_ID.test(ev.id) ? ev.id : undefined;
           else if (ev.kind === "result") {
             verdict = ev;
             // The agent says its turn is done: its effect has happened, whenever its process exits.
@@ -423,15 +426,17 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     if (result.survivors?.length) log.error({ jobId: job.id, survivors: result.survivors }, "agent processes that would not die");
     // A CLI that did not find the session it was given may start a new one without a word (codex does, exit 0).
     if (followUp?.session && resume && sessionId !== undefined && sessionId !== followUp.session.id) {
-      report({ type: "progress", message: `${adapter.runtime} started session ${sessionId} instead of continuing ${followUp.session.id}` });
+      report({ type: "progress", message: redactText(`${adapter.runtime} started session ${sessionId} instead of continuing ${followUp.session.id}`) });
     }
     // The conversation, for a follow-up, read before the home goes (only a run that may succeed keeps it).
     if (adapter.sessions && sessionId && result.exitCode === 0 && !result.cancelled) {
-      session = await keptSession(adapter.sessions, { homeDir: home.dir, id: sessionId, cwd: ws.repoDir, env: inv.env }, log.child({ jobId: job.id }));
+      session = await keptSession(adapter.sessions, { home, id: sessionId, cwd: ws.repoDir, env: inv.env }, log.child({ jobId: job.id }));
     }
     const putAway = (homePutAway = putHomeAway(home));
     if (inv.lastMessageFile) {
-      const fromFile = (await readFile(inv.lastMessageFile, "utf8").catch(() => "")).trim();
+      // The out dir is the agent's: read without following a link, a regular file of at most 1 MiB.
+      const file = await readAgentFile(dirname(inv.lastMessageFile), basename(inv.lastMessageFile), 1024 * 1024);
+      const fromFile = file.kind === "file" ? file.data.toString("utf8").trim() : "";
       if (fromFile) lastMessage = fromFile;
     }
     if (result.spawnError) {

@@ -10,7 +10,7 @@
  */
 import { cost, count } from "./usage.js";
 import { claudeUsageLimit } from "./usage-limit.js";
-import { readdir } from "node:fs/promises";
+import { listAgentDir } from "./agent-files.js";
 import { join } from "node:path";
 import { readSessionFiles, writeSessionFiles, type SessionSupport } from "./session.js";
 import type { JobRequest } from "../schemas/job.js";
@@ -132,8 +132,7 @@ export class ClaudeAdapter extends CliAdapterBase<ClaudeSettings> implements Run
    */
   readonly sessions: SessionSupport = {
     collect: async (homeDir, id, cwd) => {
-      const projects = join(homeDir, "projects");
-      const dirs = (await readdir(projects, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
+      const dirs = (await listAgentDir(homeDir, "projects")).filter((d) => d.isDirectory());
       const files = await readSessionFiles(homeDir, dirs.map((d) => join("projects", d.name, `${id}.jsonl`)));
       return files ? { runtime: this.runtime, id, cwd, files } : undefined;
     },

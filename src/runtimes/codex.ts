@@ -6,7 +6,8 @@
  */
 import { count } from "./usage.js";
 import { codexUsageLimit } from "./usage-limit.js";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
+import { walkAgentFiles } from "./agent-files.js";
 import { readSessionFiles, writeSessionFiles, type SessionSupport } from "./session.js";
 import { join } from "node:path";
 import type { JobRequest } from "../schemas/job.js";
@@ -150,8 +151,8 @@ export class CodexAdapter extends CliAdapterBase<CodexSettings> implements Runti
    */
   readonly sessions: SessionSupport = {
     collect: async (homeDir, id, cwd) => {
-      const names = await readdir(join(homeDir, "sessions"), { recursive: true }).catch(() => [] as string[]);
-      const mine = names.filter((n) => n.endsWith(`-${id}.jsonl`)).map((n) => join("sessions", n));
+      // sessions/YYYY/MM/DD/: three levels, walked without following a link.
+      const mine = (await walkAgentFiles(homeDir, "sessions", 3)).filter((n) => n.endsWith(`-${id}.jsonl`));
       const files = await readSessionFiles(homeDir, mine);
       return files ? { runtime: this.runtime, id, cwd, files } : undefined;
     },

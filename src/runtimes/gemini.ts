@@ -10,10 +10,11 @@
 import { count } from "./usage.js";
 import { geminiUsageLimit } from "./usage-limit.js";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { listAgentDir, readAgentFile } from "./agent-files.js";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { readSessionFiles, writeSessionFiles, type SessionSupport } from "./session.js";
+import { MAX_SESSION_BYTES, readSessionFiles, writeSessionFiles, type SessionSupport } from "./session.js";
 import type { JobRequest } from "../schemas/job.js";
 import { buildPrompt } from "./prompt.js";
 import { AGENT_GIT_IDENTITY, CliAdapterBase, cliVersion, type CliSettings, runCheck } from "./cli-adapter.js";
@@ -157,17 +158,19 @@ export class GeminiAdapter extends CliAdapterBase<GeminiSettings> implements Run
    */
   readonly sessions: SessionSupport = {
     collect: async (homeDir, id, cwd) => {
-      const tmp = join(homeDir, ".gemini", "tmp");
       let best: { path: string; size: number } | undefined;
-      for (const project of await readdir(tmp).catch(() => [] as string[])) {
-        const chats = join(".gemini", "tmp", project, "chats");
-        for (const name of await readdir(join(homeDir, chats)).catch(() => [] as string[])) {
-          if (!/^session-.*\.jsonl$/.test(name) || !name.includes(id.slice(0, 8))) continue;
-          const path = join(chats, name);
-          const text = await readFile(join(homeDir, path), "utf8").catch(() => "");
-          const first = text.split("\n", 1)[0] ?? "";
+      for (const project of await listAgentDir(homeDir, join(".gemini", "tmp"))) {
+        if (!project.isDirectory()) continue;
+        const chats = join(".gemini", "tmp", project.name, "chats");
+        for (const entry of await listAgentDir(homeDir, chats)) {
+          if (!entry.isFile() || !/^session-.*\.jsonl$/.test(entry.name) || !entry.name.includes(id.slice(0, 8))) continue;
+          const path = join(chats, entry.name);
+          const file = await readAgentFile(homeDir, path, MAX_SESSION_BYTES);
+          if (file.kind !== "file") continue;
+          const newline = file.data.indexOf(10);
+          const first = file.data.subarray(0, newline < 0 ? file.data.length : newline).toString("utf8");
           // Each resume also writes a stub under the same id (its start-up context only): the transcript is the largest.
-          if (sessionIdOf(first) === id && (!best || text.length > best.size)) best = { path, size: text.length };
+          if (sessionIdOf(first) === id && (!best || file.data.length > best.size)) best = { path, size: file.data.length };
         }
       }
       const files = best ? await readSessionFiles(homeDir, [best.path]) : undefined;

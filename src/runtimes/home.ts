@@ -59,6 +59,7 @@ export async function seedHome(
   return {
     dir: homeDir,
     env: spec.env(homeDir),
+    credentialFile: credential ? join(homeDir, credential.file) : undefined,
     async writeBack(): Promise<WriteBackResult> {
       if (!credential || !writer || seededDigest === undefined) return "unchanged";
       const now = await readIfExists(join(homeDir, credential.file));

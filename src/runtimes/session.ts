@@ -4,9 +4,10 @@
  * fresh private home, so the CLI continues that conversation (docs/runtimes.md, "Follow-ups").
  * Only the conversation's own files are kept — never a credential, never the rest of the home.
  */
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import { z } from "zod";
+import { readAgentFile } from "./agent-files.js";
 
 /** Past this a session is not kept (a conversation of that size is no longer worth continuing). */
 export const MAX_SESSION_BYTES = 32 * 1024 * 1024;
@@ -17,10 +18,13 @@ const SessionFileSchema = z.object({
   base64: z.string(),
 });
 
+/** What a session id may be: it goes on the CLI's command line. */
+export const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+
 export const AgentSessionSchema = z.object({
   runtime: z.string(),
   /** The CLI's id for the conversation (what its resume option takes). */
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/, "a session id is letters, digits and . _ : - (it goes on the CLI's command line)"),
+  id: z.string().regex(SESSION_ID, "a session id is letters, digits and . _ : - (it goes on the CLI's command line)"),
   /** The checkout the conversation ran in: claude and gemini file sessions by it. */
   cwd: z.string(),
   files: z.array(SessionFileSchema).min(1).max(1_000),
@@ -48,16 +52,19 @@ export interface SessionSupport {
   restore(homeDir: string, session: AgentSession, cwd: string): Promise<string>;
 }
 
-/** Reads the files (relative paths), skipping those that are not there; undefined when none is, or they are too big. */
+/**
+ * Reads the files (relative paths) as the agent left them — regular files only, no link followed
+ * (./agent-files.ts) — skipping those that are not there; undefined when none is, or they are too big.
+ */
 export async function readSessionFiles(homeDir: string, paths: string[]): Promise<AgentSession["files"] | undefined> {
   const files: AgentSession["files"] = [];
   let bytes = 0;
   for (const path of paths) {
-    const data = await readFile(join(homeDir, path)).catch(() => undefined);
-    if (!data) continue;
-    bytes += data.byteLength;
-    if (bytes > MAX_SESSION_BYTES) return undefined;
-    files.push({ path, base64: data.toString("base64") });
+    const file = await readAgentFile(homeDir, path, MAX_SESSION_BYTES - bytes);
+    if (file.kind === "too-big") return undefined;
+    if (file.kind === "missing") continue;
+    bytes += file.data.byteLength;
+    files.push({ path, base64: file.data.toString("base64") });
   }
   return files.length > 0 ? files : undefined;
 }
@@ -70,8 +77,4 @@ export async function writeSessionFiles(homeDir: string, files: AgentSession["fi
     await mkdir(dirname(target), { recursive: true, mode: 0o700 });
     await writeFile(target, Buffer.from(file.base64, "base64"), { mode: 0o600 });
   }
-}
-
-export async function isDirectory(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
 }

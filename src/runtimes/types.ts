@@ -54,6 +54,8 @@ export interface PrivateHome {
   dir: string;
   /** Variables that point the CLI at this home and its login. */
   env: Record<string, string>;
+  /** The login's credentials file in this home, when the login is one (a follow-up's session must not hold what it says). */
+  credentialFile?: string | undefined;
   /** Writes credentials the CLI rotated during the run back to the volume, by compare-and-set. */
   writeBack(): Promise<WriteBackResult>;
 }

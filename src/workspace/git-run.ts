@@ -112,12 +112,12 @@ export function cleanGitEnv(home: string): Record<string, string> {
  * is discovered in the checkout and no ownership check applies), no global or system config, an
  * empty HOME, and nothing of the worker's environment.
  */
-export function lockedGit(gitDir: string, workTree: string, home: string, timeoutMs: number) {
+export function lockedGit(gitDir: string, workTree: string, home: string, timeoutMs: number, signal?: AbortSignal) {
   const base = cleanGitEnv(home);
   return (args: string[], more: LockedRun = {}) => {
     const env = { ...base, ...(more.index === undefined ? {} : { GIT_INDEX_FILE: more.index }), ...more.env };
     const argv = [`--git-dir=${gitDir}`, `--work-tree=${more.workTree ?? workTree}`, ...GIT_LOCKED, ...args];
-    return run(argv, home, { env, extendEnv: false, timeoutMs, ...(more.input === undefined ? {} : { input: more.input }) });
+    return run(argv, home, { env, extendEnv: false, timeoutMs, signal, ...(more.input === undefined ? {} : { input: more.input }) });
   };
 }
 export type LockedGit = ReturnType<typeof lockedGit>;

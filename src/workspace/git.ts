@@ -157,7 +157,7 @@ export class WorkspaceManager {
         throw err;
       }
       await step([`--git-dir=${gitDir}`, `--work-tree=${repoDir}`, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"], worker);
-      if (start && start.changes.length > 0) await this.commitChanges(gitDir, repoDir, join(worker, "home"), start);
+      if (start && start.changes.length > 0) await this.commitChanges(gitDir, repoDir, join(worker, "home"), start, signal);
       // The commit checked out, as the worker's own git dir holds the branch (a git run costs the
       // worker a fork of itself; rev-parse only where the ref is not a plain file).
       const loose = await readFile(join(gitDir, "refs", "heads", ...branch.split("/")), "utf8").catch(() => "");
@@ -174,8 +174,8 @@ export class WorkspaceManager {
    * A follow-up's earlier results, committed in order on the checkout's branch by the worker's git
    * (locked down: the patches are agents' work), before the agent has the checkout.
    */
-  private async commitChanges(gitDir: string, repoDir: string, home: string, start: WorkspaceStart): Promise<void> {
-    const locked = lockedGit(gitDir, repoDir, home, this.timeoutMs);
+  private async commitChanges(gitDir: string, repoDir: string, home: string, start: WorkspaceStart, signal?: AbortSignal): Promise<void> {
+    const locked = lockedGit(gitDir, repoDir, home, this.timeoutMs, signal);
     const identity = {
       GIT_AUTHOR_NAME: start.author.name,
       GIT_AUTHOR_EMAIL: start.author.email,
@@ -187,6 +187,7 @@ export class WorkspaceManager {
         // Into the index only (`--index` would write paths relative to git's cwd, not the work tree).
         await locked(["apply", "--cached", "--binary", "--whitespace=nowarn", "-"], { input: patch });
       } catch (err) {
+        if ((err as { code?: unknown }).code === "GIT_STOPPED") throw err;
         const why = (err as Error).message.replace(/^git \S+ failed: /, "").split("\n").slice(0, 3).join(" ");
         throw new PermanentError("RESUME_FAILED", `${message.split("\n")[0]}: the patch does not apply to ${start.what}: ${why}`, { cause: err });
       }
