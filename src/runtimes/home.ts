@@ -5,6 +5,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { seedPrivateHome, sha256Hex } from "../auth/credential-store.js";
+import { readAgentFile } from "./agent-files.js";
 import type { LoginVolume, PrivateHome, WriteBackResult } from "./types.js";
 
 export async function readIfExists(path: string): Promise<Buffer | undefined> {
@@ -62,7 +63,9 @@ export async function seedHome(
     credentialFile: credential ? join(homeDir, credential.file) : undefined,
     async writeBack(): Promise<WriteBackResult> {
       if (!credential || !writer || seededDigest === undefined) return "unchanged";
-      const now = await readIfExists(join(homeDir, credential.file));
+      // The home was the agent's: a link there (to another volume's login, say) is not followed.
+      const file = await readAgentFile(homeDir, credential.file, 1024 * 1024);
+      const now = file.kind === "file" ? file.data : undefined;
       if (!now || sha256Hex(now) === seededDigest) return "unchanged";
       return writer(volume, credential.file, seededDigest, now, credential.validate);
     },
