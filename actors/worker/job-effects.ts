@@ -21,7 +21,6 @@ import { runProcess } from "../../src/runtimes/process.js";
 import type { OutputEvent, PrivateHome, UsageLimit } from "../../src/runtimes/types.js";
 import type { RunUsage } from "../../src/schemas/run.js";
 import { addUsage, withAttemptUsage } from "../../src/runs/usage.js";
-import { openPullRequest } from "../../src/workspace/forge.js";
 import { chownTree, type AgentUser } from "../../src/runtimes/agent-user.js";
 import { redact, redactText } from "../../src/secrets.js";
 import { jobMeta, type JobRequest } from "../../src/schemas/job.js";
@@ -30,6 +29,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { ARTIFACTS, STREAMS, artifactKey, jobEventSubject, type ArtifactName } from "../../src/subjects.js";
 import type { PreparedWorkspace, WorkspaceManager } from "../../src/workspace/git.js";
 import { followUpLine, keptSession, planFollowUp, type FollowUp } from "./follow-up.js";
+import { publishResult } from "./publish-result.js";
 import { claimRun } from "./job-claim.js";
 import { SESSION_ID, type AgentSession } from "../../src/runtimes/session.js";
 import type { Login } from "./logins.js";
@@ -268,18 +268,8 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         const mode = job.task.publish?.mode;
         if (patch.length > 0 && (mode === "branch" || mode === "pr")) {
           // The worker commits and pushes what the patch holds; a push or API call that fails fails the run, its patch kept.
-          const token = deps.settings.pushToken?.();
-          const message = commitMessage(job, summary);
-          const { base, ...published } = await workspaces.publishBranch(ws, {
-            message,
-            author: deps.settings.gitAuthor,
-            token,
-            startingBranch: job.task.git?.startingBranch,
-          });
-          if (mode === "branch") return { outcome: "PUBLISHED_BRANCH", artifacts: keys, summary, published };
-          const [title, ...rest] = message.split("\n");
-          const pr = await openPullRequest({ apiUrl: deps.settings.forgeApiUrl, token, repository: job.repository, head: published.branch, base, title: title!, body: rest.join("\n").trim() });
-          return { outcome: "PUBLISHED_PR", artifacts: keys, summary, published: { ...published, pullRequest: pr.url } };
+          const published = await publishResult(job, ws, mode, summary, { workspaces, ...deps.settings });
+          return { outcome: mode === "branch" ? "PUBLISHED_BRANCH" : "PUBLISHED_PR", artifacts: keys, summary, published };
         }
         return { outcome: patch.length > 0 ? "CHANGES_READY" : "NO_CHANGES", artifacts: keys, summary };
       }),
@@ -494,11 +484,4 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
         (err: unknown) => log.warn({ err, jobId: job.id, event: r.type }, "status event not published"),
       );
   }
-}
-
-/** The published commit's message: the job's first instruction line (secrets redacted), and its id. */
-function commitMessage(job: JobRequest, summary: string | undefined): string {
-  const first = redactText(job.task.instructions ?? job.task.skill?.id ?? "changes").split("\n").find((l) => l.trim())?.trim() ?? "changes";
-  const title = first.length > 72 ? `${first.slice(0, 69)}...` : first;
-  return `${title}\n\n${summary ? `${summary}\n\n` : ""}MoonMind-Job: ${job.id}\n`;
 }
