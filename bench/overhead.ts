@@ -40,6 +40,12 @@ export interface OverheadResult {
   preflightCached: Percentiles;
   preflightSpawn: Percentiles;
   preflightSpawnBin: string;
+  /**
+   * Follow-ups (`task.resume`) of those jobs, one each: preflight → workspace ready, which holds the
+   * plan (the earlier record and patch read from the store), the fetch at its starting commit and the
+   * worker's commit of its patch; beside the same phase of the plain jobs.
+   */
+  followUps: { jobs: number; workspace: Percentiles; plainWorkspace: Percentiles };
 }
 
 const ms = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
@@ -68,6 +74,8 @@ export async function benchOverhead(ctx: BenchContext, whenIdle?: (worker: Worke
     },
   });
   const rows: Array<{ total: number; agent: number; phases: number[] }> = [];
+  const followUpWorkspace: number[] = [];
+  const followUps = ctx.quick ? 4 : 30;
   try {
     await worker.serving;
     await whenIdle?.(worker);
@@ -103,6 +111,18 @@ export async function benchOverhead(ctx: BenchContext, whenIdle?: (worker: Worke
       });
       ctx.progress.count(i + 1, jobs);
     }
+    ctx.progress.step("per-job overhead: follow-ups of those jobs");
+    for (let i = 0; i < followUps; i++) {
+      const id = `overhead-follow-${i}`;
+      await js.publish(SUBJECTS.submit, JSON.stringify({ id, repository: ctx.repo, affinityKey: `o${i}`, task: { instructions: `write NEXT-${i}.md: y\nsay done`, resume: { runId: `overhead-${i}` } } }));
+      await until(() => events.get(id)?.succeeded !== undefined || events.get(id)?.failed !== undefined, `follow-up ${id} to succeed`);
+      const ev = events.get(id)!;
+      if (!ev.succeeded) throw new Error(`bench: follow-up ${id} failed: ${JSON.stringify(ev.failed)}`);
+      const r = (await runs.get(id))!.record;
+      if (r.resumed?.from !== "patch") throw new Error(`bench: follow-up ${id} did not start from the earlier patch: ${JSON.stringify(r.resumed)}`);
+      followUpWorkspace.push(ms(r.startedAt) - ms(ev.preflight?.at));
+      ctx.progress.count(i + 1, followUps);
+    }
   } finally {
     sub.unsubscribe();
     await worker.stop();
@@ -121,6 +141,7 @@ export async function benchOverhead(ctx: BenchContext, whenIdle?: (worker: Worke
     preflightCached: cached,
     preflightSpawn: percentiles(spawnMs),
     preflightSpawnBin: bin,
+    followUps: { jobs: followUps, workspace: percentiles(followUpWorkspace), plainWorkspace: percentiles(rows.map((r) => r.phases[2]!)) },
   };
 }
 

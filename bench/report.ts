@@ -78,6 +78,10 @@ export function rows(r: Results): Row[] {
   }
   const o = r.overhead;
   out.push({ figure: `per-job overhead (routed → acked − agent; ${o.jobs} jobs)`, value: `p50 ${msv(o.overhead.p50)} ms (p99 ${msv(o.overhead.p99)})`, baseline: `stand-in agent alone: p50 ${msv(o.agentAlone.p50)} ms`, ratio: times(o.overhead.p50, o.agentAlone.p50), target: "p50 ≤ 100 ms", met: o.overhead.p50 <= 100 });
+  if (o.followUps) {
+    const fu = o.followUps;
+    out.push({ figure: `a follow-up's start (preflight → workspace ready; ${fu.jobs} follow-ups of one patch)`, value: `p50 ${msv(fu.workspace.p50)} ms (p99 ${msv(fu.workspace.p99)})`, baseline: `a plain job's: p50 ${msv(fu.plainWorkspace.p50)} ms`, ratio: times(fu.workspace.p50, fu.plainWorkspace.p50), target: "reference" });
+  }
   out.push({ figure: "preflight from the cached auth state", value: lat(o.preflightCached), baseline: `codex login status spawn: p50 ${msv(o.preflightSpawn.p50)} ms`, ratio: times(o.preflightCached.p99, o.preflightSpawn.p50), target: "≤ 1 ms", met: o.preflightCached.p99 <= 1 });
   const rawConsume = `raw consume + ack: ${num(r.raw.consumePerSec)}/s`;
   for (const ph of r.drain.phases) {

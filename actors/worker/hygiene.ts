@@ -36,7 +36,10 @@ export async function isolateAgents(o: {
     }
     const why = sandbox.reason ?? "no sandbox";
     if (process.getuid?.() === 0 && o.agentUser) {
-      log.warn({ reason: why }, "agents run without a sandbox, as MOONMIND_AGENT_USER: they cannot read this worker's environment, but can see other runs' processes");
+      log.warn(
+        { reason: why },
+        "agents run without a sandbox, as MOONMIND_AGENT_USER: they cannot read this worker's environment, but runs at once share that user — an agent can read another run's directory (its copy of a login) and a process it detaches outlives its run. For agents you do not trust, install bubblewrap (tools/install-bubblewrap.sh)",
+      );
     } else {
       log.warn(
         { reason: why },

@@ -4,7 +4,7 @@
  */
 import { rm } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { readAgentFile } from "../../src/runtimes/agent-files.js";
+import { readAgentFile, removeAgentTree } from "../../src/runtimes/agent-files.js";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { ObjectStore } from "@nats-io/obj";
@@ -366,7 +366,8 @@ export function provideJobMachine(deps: JobDeps, msg: JsMsg, job: JobRequest) {
     });
     if (writeBack !== "unchanged") log.info({ jobId: job.id, volume: login.volume.name, writeBack }, "credentials write-back");
     // Credentials never outlive the run, even where workspaces are kept.
-    await rm(home.dir, { recursive: true, force: true, maxRetries: 3 }).catch((err: unknown) =>
+    const removal = deps.agentUser ? removeAgentTree(home.dir) : rm(home.dir, { recursive: true, force: true, maxRetries: 3 });
+    await removal.catch((err: unknown) =>
       log.error({ err, jobId: job.id, dir: home.dir }, "could not remove the run's private home"),
     );
   }

@@ -133,6 +133,7 @@ export class Worker implements AsyncDisposable {
     this.workers = await whileJetStreamAway(`kv ${BUCKETS.workers}`, () => kvm.open(BUCKETS.workers), wait);
     const artifacts = await whileJetStreamAway(`object store ${OBJECT_STORES.artifacts}`, () => new Objm(this.nc).open(OBJECT_STORES.artifacts), wait);
     const env = this.config.env;
+    const agentUser = resolveAgentUser(env.MOONMIND_AGENT_USER);
     this.deps = {
       workerId: this.id,
       nc: this.nc,
@@ -144,10 +145,11 @@ export class Worker implements AsyncDisposable {
         gitBaseUrl: env.MOONMIND_GIT_BASE_URL,
         allowLocalRepos: env.MOONMIND_ALLOW_LOCAL_REPOS,
         keep: env.MOONMIND_KEEP_WORKSPACES,
+        agentOwned: agentUser !== undefined,
       }),
       holdsRun: (holder, jobId, claimedAt) => this.holdsRun(holder, jobId, claimedAt),
       silentSince: new Map(),
-      agentUser: resolveAgentUser(env.MOONMIND_AGENT_USER),
+      agentUser,
       log: this.log,
       settings: {
         jobTimeoutMs: env.MOONMIND_JOB_TIMEOUT_MS,

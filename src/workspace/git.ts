@@ -23,6 +23,7 @@ import { giveRepository, readLayout, type GitDirLayout } from "./git-files.js";
 import { DEFAULT_TIMEOUT_MS, git, lockedGit, type LockedGit } from "./git-run.js";
 import { publishBranch, type PublishOptions } from "./publish.js";
 import { readProc } from "../runtimes/procfs.js";
+import { removeAgentTree } from "../runtimes/agent-files.js";
 import type { JobRequest } from "../schemas/job.js";
 
 export interface WorkspaceOptions {
@@ -31,6 +32,8 @@ export interface WorkspaceOptions {
   allowLocalRepos: boolean;
   keep: boolean;
   timeoutMs?: number;
+  /** Agents run as another user than the worker (MOONMIND_AGENT_USER): their directories are removed link-safely. */
+  agentOwned?: boolean;
 }
 
 /**
@@ -304,8 +307,10 @@ export class WorkspaceManager {
   }
 
   private async removeNow(dir: string): Promise<void> {
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-    await rm(this.workerDir(dir), { recursive: true, force: true, maxRetries: 3 });
+    // Agents run as another user: removed without following a link an outliving agent could swap in.
+    const remove = (path: string) => (this.opts.agentOwned ? removeAgentTree(path) : rm(path, { recursive: true, force: true, maxRetries: 3 }));
+    await remove(dir);
+    await remove(this.workerDir(dir));
   }
 
   /** Names of the real directories (not links) under `parent` that are named like a job's. */

@@ -3,11 +3,12 @@
  * can read and it cannot, FIFOs that would block a read for good, and link loops.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listAgentDir, readAgentFile, walkAgentFiles } from "../../src/runtimes/agent-files.js";
+import { listAgentDir, readAgentFile, removeAgentTree, walkAgentFiles } from "../../src/runtimes/agent-files.js";
 import { readSessionFiles } from "../../src/runtimes/session.js";
 
 let root: string;
@@ -46,5 +47,29 @@ describe("reading an agent's files", () => {
     expect(await readAgentFile(home, "big.jsonl", 1_000)).toEqual({ kind: "too-big", size: 2_000 });
     const links = [join("sessions", "x-abc.jsonl"), join("sessions", "z-abc.jsonl")];
     expect(await readSessionFiles(home, links)).toBeUndefined();
+  });
+});
+
+describe("removing an agent's tree", () => {
+  it("takes every name in it and nothing a link in it points at", async () => {
+    const outside = join(root, "outside");
+    await mkdir(outside);
+    await writeFile(join(outside, "keep"), "not the agent's");
+    const tree = join(root, "tree");
+    await mkdir(join(tree, "a", "b", "c"), { recursive: true });
+    await writeFile(join(tree, "a", "b", "c", "f"), "x");
+    await symlink(outside, join(tree, "a", "to-outside"));
+    await symlink(join(outside, "keep"), join(tree, "keep-link"));
+    execFileSync("mkfifo", [join(tree, "a", "fifo")]);
+    await removeAgentTree(tree);
+    expect(existsSync(tree)).toBe(false);
+    expect(await readdir(outside)).toEqual(["keep"]);
+    await removeAgentTree(tree); // gone already: nothing to do
+  });
+
+  it("refuses a second name of a file (a hard link) when reading", async () => {
+    await writeFile(join(root, "secret-twice"), "worker's");
+    await link(join(root, "secret-twice"), join(home, "hard.jsonl"));
+    expect(await readAgentFile(home, "hard.jsonl", 1_000)).toEqual({ kind: "missing" });
   });
 });
