@@ -214,10 +214,7 @@ export class Intake implements AsyncDisposable {
     const runId = job.task.resume?.runId;
     if (runId === undefined) return undefined;
     if (runId === job.id) return "task.resume.runId names this job itself; name the earlier run to continue";
-    const earlier = await this.runs.get(runId).catch((err: unknown) => {
-      if ((err as Error | null)?.name === "ZodError") return null;
-      throw err;
-    });
+    const earlier = await this.runs.lookup(runId);
     if (earlier === null) return `task.resume.runId: the record of run ${runId} does not parse; it cannot be continued`;
     if (!earlier) return `task.resume.runId: there is no run ${runId} (moonmind runs lists them)`;
     const { state, repository } = earlier.record;
@@ -230,12 +227,7 @@ export class Intake implements AsyncDisposable {
 
   /** Whether a run record exists under this id; one that no longer parses still exists. */
   private async runExists(jobId: string): Promise<boolean> {
-    try {
-      return (await this.runs.get(jobId)) !== undefined;
-    } catch (err) {
-      if ((err as Error | null)?.name === "ZodError") return true;
-      throw err;
-    }
+    return (await this.runs.lookup(jobId)) !== undefined;
   }
 
   private async route({ job, route: r, record }: Routable): Promise<IntakeOutcome> {
@@ -282,10 +274,7 @@ export class Intake implements AsyncDisposable {
    * Undefined when the record vanished between the create and this read: routed as new.
    */
   private async routeAgain(job: JobRequest, r: Route): Promise<IntakeOutcome | undefined> {
-    const existing = await this.runs.get(job.id).catch((err: unknown) => {
-      if ((err as Error | null)?.name === "ZodError") return null;
-      throw err;
-    });
+    const existing = await this.runs.lookup(job.id);
     if (existing === null) {
       this.log.warn({ jobId: job.id }, "duplicate job id whose run record does not parse; not routed again");
       return { kind: "routed", jobId: job.id, subject: r.subject, duplicate: true };

@@ -9,6 +9,7 @@ import type { Logger } from "../../src/logger.js";
 import { parseSession, type AgentSession, type SessionSupport } from "../../src/runtimes/session.js";
 import type { PrivateHome, RuntimeAdapter } from "../../src/runtimes/types.js";
 import { readAgentFile } from "../../src/runtimes/agent-files.js";
+import { isSecretKey } from "../../src/secrets.js";
 import { basename, dirname } from "node:path";
 import type { JobRequest } from "../../src/schemas/job.js";
 import type { RunRecord } from "../../src/schemas/run.js";
@@ -48,12 +49,9 @@ export async function planFollowUp(
   };
   const readRun = async (id: string) => {
     signal?.throwIfAborted();
-    try {
-      return await deps.runs.get(id);
-    } catch (err) {
-      if ((err as Error | null)?.name === "ZodError") throw failed(`the record of run ${id}, which this job continues, does not parse`);
-      throw err;
-    }
+    const stored = await deps.runs.lookup(id);
+    if (stored === null) throw failed(`the record of run ${id}, which this job continues, does not parse`);
+    return stored;
   };
 
   const resultOf = async (id: string, depth: number): Promise<{ record: RunRecord; root: "branch" | "commit"; start: Omit<WorkspaceStart, "author"> }> => {
@@ -125,7 +123,7 @@ export async function keptSession(
   if (!session) return undefined;
   const secrets = [
     ...Object.entries(at.env)
-      .filter(([name, value]) => SECRET_NAME.test(name) && value.length >= 8)
+      .filter(([name, value]) => isSecretKey(name) && value.length >= 8)
       .map(([, value]) => value),
     ...(await credentialValues(at.home)),
   ];
@@ -138,8 +136,6 @@ export async function keptSession(
   return undefined;
 }
 
-const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD/i;
-
 /** The secret-named string values of the login's credentials file as the home holds it now (rotated ones included). */
 async function credentialValues(home: PrivateHome): Promise<string[]> {
   if (!home.credentialFile) return [];
@@ -148,7 +144,7 @@ async function credentialValues(home: PrivateHome): Promise<string[]> {
   const values: string[] = [];
   const visit = (v: unknown, name: string): void => {
     if (typeof v === "string") {
-      if (SECRET_NAME.test(name) && v.length >= 8) values.push(v);
+      if (isSecretKey(name) && v.length >= 8) values.push(v);
     } else if (v !== null && typeof v === "object") {
       for (const [k, child] of Object.entries(v)) visit(child, k);
     }

@@ -37,6 +37,16 @@ export class RunStore {
     return { record: RunRecordSchema.parse(entry.json()), revision: entry.revision };
   }
 
+  /** As `get`, but a record that no longer parses is `null` rather than an error: it exists, unreadable. */
+  async lookup(jobId: string): Promise<StoredRun | null | undefined> {
+    try {
+      return await this.get(jobId);
+    } catch (err) {
+      if ((err as Error | null)?.name === "ZodError") return null;
+      throw err;
+    }
+  }
+
   /**
    * Reads, applies `change`, writes back if the revision is still the one read; retries a few
    * times on a conflict. `change` returns undefined to leave the record as it is. Throws

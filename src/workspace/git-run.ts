@@ -121,3 +121,8 @@ export function lockedGit(gitDir: string, workTree: string, home: string, timeou
   };
 }
 export type LockedGit = ReturnType<typeof lockedGit>;
+
+/** The environment that makes `author` the author and committer of a commit. */
+export function gitIdentity(author: { name: string; email: string }): Record<string, string> {
+  return { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: author.name, GIT_COMMITTER_EMAIL: author.email };
+}

@@ -20,7 +20,7 @@ import { basename, join, resolve } from "node:path";
 import { PermanentError } from "../errors.js";
 import { checkRepository, cloneSource } from "../repository.js";
 import { giveRepository, readLayout, type GitDirLayout } from "./git-files.js";
-import { DEFAULT_TIMEOUT_MS, git, lockedGit, type LockedGit } from "./git-run.js";
+import { DEFAULT_TIMEOUT_MS, git, gitIdentity, lockedGit, type LockedGit } from "./git-run.js";
 import { publishBranch, type PublishOptions } from "./publish.js";
 import { readProc } from "../runtimes/procfs.js";
 import { removeAgentTree } from "../runtimes/agent-files.js";
@@ -179,12 +179,7 @@ export class WorkspaceManager {
    */
   private async commitChanges(gitDir: string, repoDir: string, home: string, start: WorkspaceStart, signal?: AbortSignal): Promise<void> {
     const locked = lockedGit(gitDir, repoDir, home, this.timeoutMs, signal);
-    const identity = {
-      GIT_AUTHOR_NAME: start.author.name,
-      GIT_AUTHOR_EMAIL: start.author.email,
-      GIT_COMMITTER_NAME: start.author.name,
-      GIT_COMMITTER_EMAIL: start.author.email,
-    };
+    const identity = gitIdentity(start.author);
     for (const { patch, message } of start.changes) {
       try {
         // Into the index only (`--index` would write paths relative to git's cwd, not the work tree).

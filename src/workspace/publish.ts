@@ -4,7 +4,7 @@
  * helper reading the environment of that one process.
  */
 import { PermanentError } from "../errors.js";
-import { cleanGitEnv, lockedGit, run } from "./git-run.js";
+import { cleanGitEnv, gitIdentity, lockedGit, run } from "./git-run.js";
 
 /** What a push needs of a prepared workspace (./git.ts `PreparedWorkspace`). */
 export interface PublishTarget {
@@ -40,12 +40,7 @@ export async function publishBranch(
   timeoutMs: number,
 ): Promise<{ branch: string; commit: string; remote: string; base: string }> {
   const locked = lockedGit(ws.gitDir, ws.repoDir, home, timeoutMs);
-  const identity = {
-    GIT_AUTHOR_NAME: opts.author.name,
-    GIT_AUTHOR_EMAIL: opts.author.email,
-    GIT_COMMITTER_NAME: opts.author.name,
-    GIT_COMMITTER_EMAIL: opts.author.email,
-  };
+  const identity = gitIdentity(opts.author);
   const tree = (await locked(["write-tree"])).trim();
   const commit = (await locked(["commit-tree", tree, "-p", ws.baseCommit, "-F", "-"], { env: identity, input: opts.message })).trim();
   // Talking to the remote: the transports a clone may use (never `ext`), the token only through the
